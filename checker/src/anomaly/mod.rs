@@ -1,0 +1,112 @@
+//! The anomalies of Jepsen's Kafka workload (`jepsen.tests.kafka`), one file each.
+//!
+//! Each file opens with the anomaly's definition and its source, exports its `KIND`
+//! (the name in `shared/design/invariants.md`) and a `detect` function that reads the
+//! shared [`Analysis`](crate::analysis::Analysis) and appends one [`Anomaly`] per
+//! violation, with a detail paragraph and the ops that prove it. Consumer and producer
+//! order share one sweep each ([`poll_sweep`], [`send_sweep`]), which finds the
+//! out-of-order steps; the files decide which steps are their anomaly.
+//!
+//! To add an anomaly: a new file with `KIND` and `detect`, a line in [`KINDS`], a call
+//! in [`detect_all`], and tests beside it (one history that has it, one near miss).
+
+pub mod duplicate;
+pub mod inconsistent_offsets;
+pub mod int_nonmonotonic_poll;
+pub mod int_nonmonotonic_send;
+pub mod int_poll_skip;
+pub mod lost_write;
+pub mod nonmonotonic_poll;
+pub mod nonmonotonic_send;
+pub mod poll_skip;
+pub mod realtime_send_order;
+pub mod unseen;
+
+pub(crate) mod poll_sweep;
+pub(crate) mod send_sweep;
+
+use crate::analysis::{Analysis, KeyFacts};
+use crate::Anomaly;
+
+/// Every anomaly kind this checker reports, sorted.
+pub const KINDS: &[&str] = &[
+    duplicate::KIND,
+    inconsistent_offsets::KIND,
+    int_nonmonotonic_poll::KIND,
+    int_nonmonotonic_send::KIND,
+    int_poll_skip::KIND,
+    lost_write::KIND,
+    nonmonotonic_poll::KIND,
+    nonmonotonic_send::KIND,
+    poll_skip::KIND,
+    realtime_send_order::KIND,
+    unseen::KIND,
+];
+
+/// Runs every detector. The order here does not matter: the caller sorts.
+pub(crate) fn detect_all(analysis: &Analysis) -> Vec<Anomaly> {
+    let mut found = Vec::new();
+    inconsistent_offsets::detect(analysis, &mut found);
+    duplicate::detect(analysis, &mut found);
+    lost_write::detect(analysis, &mut found);
+    unseen::detect(analysis, &mut found);
+    let jumps = poll_sweep::sweep(analysis);
+    poll_skip::detect(analysis, &jumps, &mut found);
+    nonmonotonic_poll::detect(analysis, &jumps, &mut found);
+    int_poll_skip::detect(analysis, &jumps, &mut found);
+    int_nonmonotonic_poll::detect(analysis, &jumps, &mut found);
+    let steps = send_sweep::sweep(analysis);
+    nonmonotonic_send::detect(analysis, &steps, &mut found);
+    int_nonmonotonic_send::detect(analysis, &steps, &mut found);
+    realtime_send_order::detect(analysis, &mut found);
+    found
+}
+
+/// How many example values a per-key summary (lost, unseen) spells out.
+pub(crate) const EXAMPLES_MAX: usize = 10;
+
+/// "offset 41 (value 17)", or "an unknown offset" when nothing placed it.
+pub(crate) fn at_position(key: &KeyFacts, position: Option<u32>) -> String {
+    match position.and_then(|position| key.order.offset_at(position)) {
+        Some(offset) => format!("offset {offset}"),
+        None => "an unknown offset".to_owned(),
+    }
+}
+
+/// Describes the values strictly between two dense positions, e.g.
+/// "2 values at offsets 13..14 (e.g. value 10 at offset 13)".
+pub(crate) fn skipped_between(key: &KeyFacts, from: u32, to: u32) -> String {
+    let first = from.saturating_add(1);
+    let count = to.saturating_sub(first);
+    let (Some(first_offset), Some(last_offset)) = (
+        key.order.offset_at(first),
+        key.order.offset_at(to.saturating_sub(1)),
+    ) else {
+        return "values".to_owned();
+    };
+    let example = key
+        .order
+        .first_value_at
+        .get(first as usize)
+        .map(|&value| key.value_of(value).to_string())
+        .unwrap_or_default();
+    if count == 1 {
+        format!("1 value (value {example} at offset {first_offset})")
+    } else {
+        format!(
+            "{count} values at offsets {first_offset}..{last_offset} (e.g. value {example} at offset {first_offset})"
+        )
+    }
+}
+
+/// "op 5", "ops 5 and 7", "ops 5, 7 and 9".
+pub(crate) fn op_list(ops: &[u64]) -> String {
+    match ops {
+        [] => "no op".to_owned(),
+        [only] => format!("op {only}"),
+        [init @ .., last] => {
+            let init: Vec<String> = init.iter().map(u64::to_string).collect();
+            format!("ops {} and {last}", init.join(", "))
+        }
+    }
+}

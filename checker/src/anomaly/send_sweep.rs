@@ -1,0 +1,68 @@
+//! The producer sweep shared by `nonmonotonic-send` and `int-nonmonotonic-send`.
+//!
+//! Source: Jepsen's `jepsen.tests.kafka` (`nonmonotonic-send-cases` and
+//! `int-send-skip+nonmonotonic-cases`). Replays the sends of `ok` and `info` completions
+//! in history order and tracks, per process and key, the dense position of the last
+//! value sent (its first position in the version order). A send that lands at or before
+//! the previous one of the same process and key is a [`SendStep`] back. Sends whose
+//! position is unknown (never acknowledged, never read) cannot be placed and are passed
+//! over; `fail` sends never happened.
+
+use crate::analysis::{Analysis, KeyId, Outcome, ValueId};
+use crate::fxhash::FxHashMap;
+
+/// One send placed in the log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SendPoint {
+    pub position: u32,
+    pub value: ValueId,
+    /// The completion of the operation that sent it.
+    pub op: u64,
+}
+
+/// A send of one process that landed at or before its previous send to the same key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SendStep {
+    pub process: u64,
+    pub key: KeyId,
+    pub from: SendPoint,
+    pub to: SendPoint,
+    /// Both sends belong to the same operation.
+    pub internal: bool,
+}
+
+/// Finds every backward [`SendStep`], in history order.
+pub(crate) fn sweep(analysis: &Analysis) -> Vec<SendStep> {
+    let mut steps = Vec::new();
+    let mut last_sent: FxHashMap<(u64, KeyId), SendPoint> = FxHashMap::default();
+    for send_op in &analysis.send_ops {
+        let Some(op) = send_op.completion else {
+            continue;
+        };
+        if !matches!(send_op.outcome, Outcome::Ok | Outcome::Info) {
+            continue;
+        }
+        for send in analysis.sends.get(send_op.sends.clone()).unwrap_or(&[]) {
+            let Some(position) = analysis.value(send.key, send.value).first_position else {
+                continue;
+            };
+            let point = SendPoint {
+                position,
+                value: send.value,
+                op,
+            };
+            if let Some(previous) = last_sent.insert((send_op.process, send.key), point) {
+                if point.position <= previous.position {
+                    steps.push(SendStep {
+                        process: send_op.process,
+                        key: send.key,
+                        from: previous,
+                        to: point,
+                        internal: previous.op == op,
+                    });
+                }
+            }
+        }
+    }
+    steps
+}

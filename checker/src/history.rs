@@ -1,0 +1,478 @@
+//! The typed history: one [`Op`] per line of a JSON Lines file, exactly as
+//! `shared/design/history.md` specifies (Jepsen's `jepsen.tests.kafka` operation model,
+//! written as JSON).
+//!
+//! The simulator builds [`Op`]s directly and writes them with [`Op::to_json_line`] (or
+//! [`write_history`]); the checker reads them back with [`read_history`]. Both sides use
+//! these types so the file format has exactly one definition. The writer is byte-stable:
+//! the same `Op` always produces the same bytes (field order fixed, maps written in the
+//! order of their `Vec`), so two runs of one seed can be compared with `cmp`.
+//!
+//! Reading is strict about structure (an unreadable history must not pass as a valid
+//! one) but never panics: every problem becomes an [`InputError`] naming the line.
+
+mod json;
+mod parse;
+mod write;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io::{BufRead, Write};
+
+pub use parse::parse_line;
+pub(crate) use write::push_json_string;
+
+/// A record value. Jepsen's workload writes integers; strings let a simulator tag values
+/// with their producer (`"p3-17"`). Values are unique per key among sends.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Value {
+    Int(i64),
+    Str(String),
+}
+
+impl fmt::Display for Value {
+    /// The JSON form, so a detail string quotes string values the way the history
+    /// file does and a reader can search the file for it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Int(number) => write!(f, "{number}"),
+            Value::Str(text) => {
+                let mut quoted = String::with_capacity(text.len() + 2);
+                write::push_json_string(&mut quoted, text);
+                f.write_str(&quoted)
+            }
+        }
+    }
+}
+
+impl From<i64> for Value {
+    fn from(number: i64) -> Self {
+        Value::Int(number)
+    }
+}
+
+impl From<&str> for Value {
+    fn from(text: &str) -> Self {
+        Value::Str(text.to_owned())
+    }
+}
+
+impl From<String> for Value {
+    fn from(text: String) -> Self {
+        Value::Str(text)
+    }
+}
+
+/// Jepsen's operation types: `Info` means "may or may not have happened".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpType {
+    Invoke,
+    Ok,
+    Fail,
+    Info,
+}
+
+impl OpType {
+    /// The name used in the history file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OpType::Invoke => "invoke",
+            OpType::Ok => "ok",
+            OpType::Fail => "fail",
+            OpType::Info => "info",
+        }
+    }
+
+    /// Parses the history file's name; `None` for anything else.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "invoke" => Some(OpType::Invoke),
+            "ok" => Some(OpType::Ok),
+            "fail" => Some(OpType::Fail),
+            "info" => Some(OpType::Info),
+            _ => None,
+        }
+    }
+
+    /// True for `ok`, `fail` and `info`: the events that end an invocation.
+    pub fn is_completion(self) -> bool {
+        self != OpType::Invoke
+    }
+}
+
+/// The operation a client performed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum F {
+    Send,
+    Poll,
+    Txn,
+    Assign,
+    Subscribe,
+    Commit,
+    Crash,
+}
+
+impl F {
+    /// The name used in the history file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            F::Send => "send",
+            F::Poll => "poll",
+            F::Txn => "txn",
+            F::Assign => "assign",
+            F::Subscribe => "subscribe",
+            F::Commit => "commit",
+            F::Crash => "crash",
+        }
+    }
+
+    /// Parses the history file's name; `None` for anything else.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "send" => Some(F::Send),
+            "poll" => Some(F::Poll),
+            "txn" => Some(F::Txn),
+            "assign" => Some(F::Assign),
+            "subscribe" => Some(F::Subscribe),
+            "commit" => Some(F::Commit),
+            "crash" => Some(F::Crash),
+            _ => None,
+        }
+    }
+}
+
+/// A micro-operation of a `send`, `poll` or `txn`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Mop {
+    /// `["send", key, value]` on invoke; `["send", key, [offset, value]]` on completion.
+    /// `offset: None` is written in the invoke form (a completion that never learned its
+    /// offset); `[null, value]` is read back as `None`.
+    Send {
+        key: String,
+        value: Value,
+        offset: Option<u64>,
+    },
+    /// `["poll"]` on invoke; `["poll", {key: [[offset, value], ...]}]` on completion.
+    /// Keys stay in the order written; records in the order the poll returned them.
+    Poll {
+        reads: Option<Vec<(String, Vec<(u64, Value)>)>>,
+    },
+}
+
+impl Mop {
+    /// A send as invoked (offset not known yet).
+    pub fn send(key: impl Into<String>, value: impl Into<Value>) -> Self {
+        Mop::Send {
+            key: key.into(),
+            value: value.into(),
+            offset: None,
+        }
+    }
+
+    /// A send as completed, with the offset the broker acknowledged.
+    pub fn send_at(key: impl Into<String>, offset: u64, value: impl Into<Value>) -> Self {
+        Mop::Send {
+            key: key.into(),
+            value: value.into(),
+            offset: Some(offset),
+        }
+    }
+
+    /// A poll as invoked.
+    pub fn poll() -> Self {
+        Mop::Poll { reads: None }
+    }
+
+    /// A poll as completed, with what it returned per key.
+    pub fn polled(reads: Vec<(String, Vec<(u64, Value)>)>) -> Self {
+        Mop::Poll { reads: Some(reads) }
+    }
+}
+
+/// The `value` field; its shape depends on `f`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum OpValue {
+    /// `send`, `poll`, `txn`: micro-operations applied in order.
+    Mops(Vec<Mop>),
+    /// `assign`: the keys now assigned; `subscribe`: the topics subscribed.
+    Keys(Vec<String>),
+    /// `commit`: a consumer-group offset commit (next offset to read, per key).
+    Commit {
+        group: String,
+        offsets: Vec<(String, u64)>,
+    },
+    /// `crash`, or any operation whose value is JSON `null`.
+    Null,
+}
+
+/// One event of the history: one line of the file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Op {
+    /// Position in the history: 0, 1, 2, ... without gaps.
+    pub index: u64,
+    /// Simulated time in nanoseconds; never decreases.
+    pub time: u64,
+    /// Serialized as `type`.
+    pub typ: OpType,
+    /// One client incarnation; a client continues under a new id after `info`.
+    pub process: u64,
+    pub f: F,
+    pub value: OpValue,
+    /// Why the operation failed (Kafka's error name), if it did.
+    pub error: Option<String>,
+    /// Consumer group, generation and member of an assignment from a rebalance.
+    pub group: Option<String>,
+    pub generation: Option<i64>,
+    pub member: Option<String>,
+    /// Keys whose assignment changed during this operation.
+    pub rebalance_log: Option<Vec<String>>,
+    /// Input offsets committed inside a transaction (`sendOffsetsToTransaction`).
+    pub offsets: Option<Vec<(String, u64)>>,
+    /// On `assign`: the consumer seeks to the beginning of its partitions.
+    pub seek_to_beginning: bool,
+}
+
+impl Op {
+    /// An event with every optional field absent.
+    pub fn new(index: u64, time: u64, typ: OpType, process: u64, f: F, value: OpValue) -> Self {
+        Op {
+            index,
+            time,
+            typ,
+            process,
+            f,
+            value,
+            error: None,
+            group: None,
+            generation: None,
+            member: None,
+            rebalance_log: None,
+            offsets: None,
+            seek_to_beginning: false,
+        }
+    }
+
+    /// The micro-operations, or an empty slice when `value` holds something else.
+    pub fn mops(&self) -> &[Mop] {
+        match &self.value {
+            OpValue::Mops(mops) => mops,
+            _ => &[],
+        }
+    }
+
+    /// One JSON line, without the trailing newline. Field order: `index`, `time`,
+    /// `type`, `process`, `f`, `value`, then the optional fields that are present in the
+    /// order `error`, `group`, `generation`, `member`, `rebalance_log`, `offsets`,
+    /// `seek_to_beginning` (written only when true).
+    pub fn to_json_line(&self) -> String {
+        let mut line = String::with_capacity(128);
+        write::push_op(&mut line, self);
+        line
+    }
+}
+
+/// Why a history could not be read: the 1-based line and what is wrong there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InputError {
+    pub line: usize,
+    pub message: String,
+}
+
+impl fmt::Display for InputError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}: {}", self.line, self.message)
+    }
+}
+
+impl std::error::Error for InputError {}
+
+/// The invocation a process is waiting on, for pairing completions.
+struct PendingInvoke {
+    f: F,
+    line: usize,
+    index: u64,
+}
+
+/// Reads a whole history line by line (never the whole file at once), parsing each
+/// line and validating the sequence: `index` counts 0, 1, 2, ... without gaps, `time`
+/// never decreases, every completion answers a pending invoke of its process with the
+/// same `f`, and no process invokes while it has an invoke pending. Blank lines are
+/// skipped (they still count for line numbers). Invokes still pending at the end are
+/// fine: those operations are in flight, i.e. `info`.
+pub fn read_history<R: BufRead>(mut reader: R) -> Result<Vec<Op>, InputError> {
+    let mut ops = Vec::new();
+    let mut buffer = String::new();
+    let mut line_no = 0usize;
+    let mut pending: HashMap<u64, PendingInvoke> = HashMap::new();
+    let mut previous_time: Option<u64> = None;
+    loop {
+        buffer.clear();
+        line_no += 1;
+        let read = reader.read_line(&mut buffer).map_err(|error| InputError {
+            line: line_no,
+            message: read_error_message(&error),
+        })?;
+        if read == 0 {
+            return Ok(ops);
+        }
+        let line = buffer.trim_end_matches(['\n', '\r']);
+        if line.trim().is_empty() {
+            continue;
+        }
+        let op = parse_line(line, line_no)?;
+        let expected_index = ops.len() as u64;
+        check_sequence(&op, line_no, expected_index, previous_time, &mut pending)?;
+        previous_time = Some(op.time);
+        ops.push(op);
+    }
+}
+
+fn read_error_message(error: &std::io::Error) -> String {
+    if error.kind() == std::io::ErrorKind::InvalidData {
+        "not valid UTF-8".to_owned()
+    } else {
+        format!("cannot read: {error}")
+    }
+}
+
+/// The cross-line rules of `history.md`; see [`read_history`].
+fn check_sequence(
+    op: &Op,
+    line: usize,
+    expected_index: u64,
+    previous_time: Option<u64>,
+    pending: &mut HashMap<u64, PendingInvoke>,
+) -> Result<(), InputError> {
+    let fail = |message: String| Err(InputError { line, message });
+    if op.index != expected_index {
+        return fail(format!(
+            "index {} out of sequence: expected {expected_index} (indices count 0, 1, 2, ... without gaps)",
+            op.index
+        ));
+    }
+    if let Some(previous) = previous_time {
+        if op.time < previous {
+            return fail(format!(
+                "time {} is before the previous event's time {previous} (time never decreases)",
+                op.time
+            ));
+        }
+    }
+    if op.typ == OpType::Invoke {
+        if let Some(open) = pending.get(&op.process) {
+            return fail(format!(
+                "invoke on process {} while its invoke at line {} (index {}) is still pending",
+                op.process, open.line, open.index
+            ));
+        }
+        pending.insert(
+            op.process,
+            PendingInvoke {
+                f: op.f,
+                line,
+                index: op.index,
+            },
+        );
+        return Ok(());
+    }
+    match pending.remove(&op.process) {
+        None => fail(format!(
+            "{} completion on process {} without a pending invoke",
+            op.typ.as_str(),
+            op.process
+        )),
+        Some(open) if open.f != op.f => fail(format!(
+            "completion has f \"{}\" but the pending invoke of process {} (line {}) has f \"{}\"",
+            op.f.as_str(),
+            op.process,
+            open.line,
+            open.f.as_str()
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
+/// Writes ops as JSON Lines, one per line, each followed by `\n`.
+pub fn write_history<W: Write>(mut writer: W, ops: &[Op]) -> std::io::Result<()> {
+    let mut line = String::with_capacity(256);
+    for op in ops {
+        line.clear();
+        write::push_op(&mut line, op);
+        line.push('\n');
+        writer.write_all(line.as_bytes())?;
+    }
+    writer.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::read_history;
+
+    fn error_of(text: &str) -> String {
+        match read_history(text.as_bytes()) {
+            Ok(ops) => panic!("expected an error, read {} ops", ops.len()),
+            Err(error) => error.to_string(),
+        }
+    }
+
+    const INVOKE: &str =
+        r#"{"index":0,"time":5,"type":"invoke","process":1,"f":"poll","value":[["poll"]]}"#;
+    const OK: &str =
+        r#"{"index":1,"time":6,"type":"ok","process":1,"f":"poll","value":[["poll",{}]]}"#;
+
+    #[test]
+    fn a_valid_history_reads_with_blank_lines_and_crlf() {
+        let text = format!("{INVOKE}\r\n\n{OK}\n\n");
+        let ops = read_history(text.as_bytes()).expect("valid");
+        assert_eq!(ops.len(), 2);
+        assert_eq!(ops[1].index, 1);
+    }
+
+    #[test]
+    fn an_index_gap_names_the_line() {
+        let second = OK.replace("\"index\":1", "\"index\":2");
+        assert_eq!(
+            error_of(&format!("{INVOKE}\n{second}\n")),
+            "line 2: index 2 out of sequence: expected 1 (indices count 0, 1, 2, ... without gaps)"
+        );
+    }
+
+    #[test]
+    fn time_going_back_is_rejected() {
+        let second = OK.replace("\"time\":6", "\"time\":4");
+        assert_eq!(
+            error_of(&format!("{INVOKE}\n{second}\n")),
+            "line 2: time 4 is before the previous event's time 5 (time never decreases)"
+        );
+    }
+
+    #[test]
+    fn a_completion_needs_a_pending_invoke_of_the_same_f() {
+        assert_eq!(
+            error_of(&OK.replace("\"index\":1", "\"index\":0")),
+            "line 1: ok completion on process 1 without a pending invoke"
+        );
+        let send_ok = r#"{"index":1,"time":6,"type":"fail","process":1,"f":"send","value":[]}"#;
+        assert_eq!(
+            error_of(&format!("{INVOKE}\n{send_ok}\n")),
+            "line 2: completion has f \"send\" but the pending invoke of process 1 (line 1) has f \"poll\""
+        );
+    }
+
+    #[test]
+    fn a_second_invoke_while_one_is_pending_is_rejected() {
+        let again = INVOKE.replace("\"index\":0", "\"index\":1");
+        assert_eq!(
+            error_of(&format!("{INVOKE}\n{again}\n")),
+            "line 2: invoke on process 1 while its invoke at line 1 (index 0) is still pending"
+        );
+    }
+
+    #[test]
+    fn invalid_utf8_is_an_error_not_a_panic() {
+        let mut bytes = INVOKE.as_bytes().to_vec();
+        bytes.extend_from_slice(b"\n\xff\xfe\n");
+        let error = read_history(bytes.as_slice()).expect_err("invalid UTF-8");
+        assert_eq!(error.to_string(), "line 2: not valid UTF-8");
+    }
+}

@@ -1,0 +1,216 @@
+//! The follower side: truncation through the leader's end offset for our last epoch
+//! (KIP-101 with KIP-279's epoch in the answer), then fetching from the leader with our
+//! current leader epoch (KIP-320).
+
+use super::replica::{FollowerPhase, FollowerState, Role};
+use super::Broker;
+use crate::bug::Bug;
+use crate::message::{ErrorCode, FetchData, Message};
+use crate::outbox::{Note, Outbox, Timer};
+use crate::types::{BrokerId, Epoch, NodeId, Offset, PartitionId, SimTime};
+
+/// `replica.socket.timeout.ms`: how long a follower waits for an answer before resending.
+const REPLICA_SOCKET_TIMEOUT_MS: u64 = 30_000;
+
+impl Broker {
+    pub(super) fn become_follower(
+        &mut self,
+        now: SimTime,
+        p: PartitionId,
+        leader: BrokerId,
+        out: &mut Outbox,
+    ) {
+        let hw_truncation = self.bug(Bug::HwTruncation);
+        let r = &mut self.replicas[p.index()];
+        let phase = if hw_truncation {
+            // Pre KIP-101: trust the local high watermark as the committed prefix.
+            let hw = r.high_watermark;
+            if let Some((from, to)) = r.truncate_to(hw) {
+                out.note(Note::Truncated {
+                    partition: p,
+                    from,
+                    to,
+                });
+            }
+            FollowerPhase::Fetching
+        } else {
+            match r.log.latest_epoch() {
+                Some(asked) => FollowerPhase::Truncating { asked },
+                None => FollowerPhase::Fetching,
+            }
+        };
+        r.role = Role::Follower(FollowerState {
+            leader,
+            phase,
+            inflight: None,
+            hw_confirmed: false,
+        });
+        self.send_follower_request(now, p, out);
+    }
+
+    /// Send the next OffsetsForLeaderEpoch or Fetch for `p`, per the follower's phase.
+    fn send_follower_request(&mut self, now: SimTime, p: PartitionId, out: &mut Outbox) {
+        let correlation = self.next_correlation();
+        let me = self.id;
+        let unfenced = self.bug(Bug::UnfencedFetch);
+        let max_records = self.config.max_poll_records;
+        let r = &mut self.replicas[p.index()];
+        let current_leader_epoch = if unfenced { None } else { r.leader_epoch() };
+        let leo = r.log.log_end_offset();
+        let Role::Follower(f) = &mut r.role else {
+            return;
+        };
+        f.inflight = Some((correlation, now));
+        let msg = match f.phase {
+            FollowerPhase::Truncating { asked } => Message::OffsetsForLeaderEpoch {
+                correlation,
+                partition: p,
+                current_leader_epoch,
+                leader_epoch: asked,
+            },
+            FollowerPhase::Fetching => Message::Fetch {
+                correlation,
+                replica: Some(me),
+                partition: p,
+                fetch_offset: leo,
+                current_leader_epoch,
+                max_records,
+            },
+        };
+        out.send(NodeId::Broker(f.leader), msg);
+        out.timer_ms(REPLICA_SOCKET_TIMEOUT_MS, Timer::ReplicaFetch(p));
+    }
+
+    /// Retry after a backoff, or resend after the socket timeout.
+    pub(super) fn on_replica_fetch_timer(
+        &mut self,
+        now: SimTime,
+        p: PartitionId,
+        out: &mut Outbox,
+    ) {
+        let Some(r) = self.replicas.get(p.index()) else {
+            return;
+        };
+        let Role::Follower(f) = &r.role else { return };
+        let due = match f.inflight {
+            None => true,
+            Some((_, sent)) => now.since(sent) >= SimTime::from_ms(REPLICA_SOCKET_TIMEOUT_MS),
+        };
+        if due {
+            self.send_follower_request(now, p, out);
+        }
+    }
+
+    /// Take the answer to our request `correlation` for `p`, if it is the one we await.
+    fn take_inflight(&mut self, p: PartitionId, correlation: u64) -> bool {
+        let Some(r) = self.replicas.get_mut(p.index()) else {
+            return false;
+        };
+        let Role::Follower(f) = &mut r.role else {
+            return false;
+        };
+        if f.inflight.map(|(c, _)| c) != Some(correlation) {
+            return false;
+        }
+        f.inflight = None;
+        true
+    }
+
+    fn back_off(&mut self, p: PartitionId, out: &mut Outbox) {
+        out.timer_ms(self.config.replica_fetch_backoff_ms, Timer::ReplicaFetch(p));
+    }
+
+    pub(super) fn on_offsets_for_leader_epoch_response(
+        &mut self,
+        now: SimTime,
+        correlation: u64,
+        p: PartitionId,
+        result: Result<Option<(Epoch, Offset)>, ErrorCode>,
+        out: &mut Outbox,
+    ) {
+        if !self.take_inflight(p, correlation) {
+            return;
+        }
+        let r = &mut self.replicas[p.index()];
+        let Role::Follower(f) = &r.role else { return };
+        if !matches!(f.phase, FollowerPhase::Truncating { .. }) {
+            return;
+        }
+        let answer = match result {
+            Ok(answer) => answer,
+            Err(_) => return self.back_off(p, out),
+        };
+        let (truncate_to, next_phase) = match answer {
+            // UNDEFINED: fall back to the high watermark (Kafka does the same).
+            None => (r.high_watermark, FollowerPhase::Fetching),
+            Some((leader_epoch, leader_end)) => match r.log.end_offset_for_epoch(leader_epoch) {
+                Some((ours, our_end)) if ours == leader_epoch => {
+                    (leader_end.min(our_end), FollowerPhase::Fetching)
+                }
+                // We do not have the leader's epoch: cut to the end of our epoch below
+                // it and ask again for that one (KIP-279).
+                Some((ours, our_end)) => (our_end, FollowerPhase::Truncating { asked: ours }),
+                None => (
+                    leader_end.min(r.log.log_end_offset()),
+                    FollowerPhase::Fetching,
+                ),
+            },
+        };
+        if let Some((from, to)) = r.truncate_to(truncate_to) {
+            out.note(Note::Truncated {
+                partition: p,
+                from,
+                to,
+            });
+        }
+        if let Role::Follower(f) = &mut r.role {
+            f.phase = match next_phase {
+                FollowerPhase::Truncating { .. } if r.log.latest_epoch().is_none() => {
+                    FollowerPhase::Fetching
+                }
+                other => other,
+            };
+        }
+        self.send_follower_request(now, p, out);
+    }
+
+    pub(super) fn on_fetch_response(
+        &mut self,
+        now: SimTime,
+        correlation: u64,
+        p: PartitionId,
+        result: Result<FetchData, ErrorCode>,
+        out: &mut Outbox,
+    ) {
+        if !self.take_inflight(p, correlation) {
+            return;
+        }
+        let r = &mut self.replicas[p.index()];
+        let Some(epoch) = r.log.latest_epoch().or(r.leader_epoch()) else {
+            return;
+        };
+        let Role::Follower(f) = &mut r.role else {
+            return;
+        };
+        match result {
+            Ok(data) => {
+                if data.base_offset == r.log.log_end_offset() {
+                    for record in data.records {
+                        r.log.append(record);
+                    }
+                }
+                if let Some(hw) = data.high_watermark {
+                    r.high_watermark = hw.min(r.log.log_end_offset());
+                    f.hw_confirmed = true;
+                }
+                self.send_follower_request(now, p, out);
+            }
+            Err(ErrorCode::OffsetOutOfRange) => {
+                // Our log is longer than the leader's: go back through truncation.
+                f.phase = FollowerPhase::Truncating { asked: epoch };
+                self.send_follower_request(now, p, out);
+            }
+            Err(_) => self.back_off(p, out),
+        }
+    }
+}

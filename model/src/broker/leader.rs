@@ -1,0 +1,709 @@
+//! The leader side of a partition: produce (acks, `min.insync.replicas`, idempotence),
+//! serving fetches, the high watermark (min LEO over the maximal ISR, KIP-497), and ISR
+//! changes proposed to the controller through AlterPartition.
+
+use super::replica::{FollowerProgress, LeaderState, PendingIsr, Role};
+use super::Broker;
+use crate::bug::Bug;
+use crate::message::{
+    ErrorCode, FetchData, Message, PartitionState, ProduceBatch, ProduceResult, ProducerStamp,
+    Record,
+};
+use crate::outbox::{Note, Outbox, Timer};
+use crate::producer_state::{ProducerStateTable, SequenceCheck};
+use crate::types::{BrokerId, Epoch, NodeId, Offset, PartitionId, SimTime};
+use std::collections::BTreeMap;
+
+pub(super) struct FetchRequest {
+    pub correlation: u64,
+    pub replica: Option<BrokerId>,
+    pub partition: PartitionId,
+    pub fetch_offset: Offset,
+    pub current_leader_epoch: Option<Epoch>,
+    pub max_records: u32,
+}
+
+/// A produce waiting for its records to reach the high watermark (Kafka's
+/// `DelayedProduce`).
+#[derive(Clone, Debug)]
+pub struct DelayedProduce {
+    client: NodeId,
+    correlation: u64,
+    /// Per partition: the offset the HW must reach, or the final result.
+    parts: Vec<(PartitionId, Epoch, Offset, Result<Offset, ErrorCode>, bool)>,
+}
+
+/// A fetch with nothing to return yet, answered on new data or after the wait.
+#[derive(Clone, Debug)]
+pub struct ParkedFetch {
+    client: NodeId,
+    request: FetchRequestOwned,
+}
+
+#[derive(Clone, Debug)]
+struct FetchRequestOwned {
+    correlation: u64,
+    replica: Option<BrokerId>,
+    partition: PartitionId,
+    fetch_offset: Offset,
+    max_records: u32,
+}
+
+/// KIP-320 fencing of a request's leader epoch against ours.
+fn epoch_check(requested: Option<Epoch>, ours: Epoch) -> Result<(), ErrorCode> {
+    match requested {
+        Some(e) if e < ours => Err(ErrorCode::FencedLeaderEpoch),
+        Some(e) if e > ours => Err(ErrorCode::UnknownLeaderEpoch),
+        _ => Ok(()),
+    }
+}
+
+impl Broker {
+    pub(super) fn become_leader(&mut self, now: SimTime, p: PartitionId, out: &mut Outbox) {
+        let me = self.id;
+        let r = &mut self.replicas[p.index()];
+        let state = r.state.clone().expect("leader has state");
+        let leo = r.log.log_end_offset();
+        r.log.assign_epoch_start(state.leader_epoch, leo);
+        let followers = state
+            .replicas
+            .iter()
+            .filter(|&&b| b != me)
+            .map(|&b| {
+                (
+                    b,
+                    FollowerProgress {
+                        log_end_offset: None,
+                        // ISR members get a fresh start (Kafka resets lastCaughtUpTime
+                        // for in-sync replicas on a leader change).
+                        last_caught_up: now,
+                        last_fetch_time: now,
+                        last_fetch_leader_leo: Offset::ZERO,
+                    },
+                )
+            })
+            .collect();
+        r.role = Role::Leader(Box::new(LeaderState {
+            followers,
+            pending_isr: None,
+            epoch_start_offset: leo,
+            producer_state: ProducerStateTable::rebuild(r.log.records()),
+        }));
+        self.fail_parked_fetches(p, out);
+        self.maybe_advance_high_watermark(now, p, out);
+    }
+
+    /// The controller published a new ISR (same leader epoch): drop a matching pending
+    /// change and recompute the HW.
+    pub(super) fn on_isr_update(&mut self, now: SimTime, p: PartitionId, out: &mut Outbox) {
+        let r = &mut self.replicas[p.index()];
+        let isr = r.isr().to_vec();
+        if let Role::Leader(l) = &mut r.role {
+            if l.pending_isr
+                .as_ref()
+                .is_some_and(|pend| pend.proposed == isr)
+            {
+                l.pending_isr = None;
+            }
+        }
+        self.maybe_advance_high_watermark(now, p, out);
+    }
+
+    /// Fail everything waiting on our leadership of `p` (we lost it).
+    pub(super) fn fail_leader_requests(&mut self, p: PartitionId, out: &mut Outbox) {
+        let ids: Vec<u64> = self.delayed_produces.keys().copied().collect();
+        for id in ids {
+            let done = {
+                let d = self.delayed_produces.get_mut(&id).expect("present");
+                for part in d.parts.iter_mut().filter(|x| x.0 == p && !x.4) {
+                    part.3 = Err(ErrorCode::NotLeaderOrFollower);
+                    part.4 = true;
+                }
+                d.parts.iter().all(|x| x.4)
+            };
+            if done {
+                self.finish_produce(id, out);
+            }
+        }
+        self.fail_parked_fetches(p, out);
+    }
+
+    fn fail_parked_fetches(&mut self, p: PartitionId, out: &mut Outbox) {
+        let ids: Vec<u64> = self
+            .parked_fetches
+            .iter()
+            .filter(|(_, f)| f.request.partition == p)
+            .map(|(&id, _)| id)
+            .collect();
+        for id in ids {
+            let f = self.parked_fetches.remove(&id).expect("present");
+            out.send(
+                f.client,
+                Message::FetchResponse {
+                    correlation: f.request.correlation,
+                    partition: p,
+                    result: Err(ErrorCode::NotLeaderOrFollower),
+                },
+            );
+        }
+    }
+
+    /// The maximal ISR (KIP-497): the ISR plus replicas whose addition is pending. A
+    /// pending shrink keeps the current ISR until the controller commits it.
+    fn maximal_isr(&self, p: PartitionId) -> Vec<BrokerId> {
+        let r = &self.replicas[p.index()];
+        let mut isr = r.isr().to_vec();
+        if let Role::Leader(l) = &r.role {
+            if let Some(pend) = &l.pending_isr {
+                if !self.bug(Bug::LocalIsrShrink) || pend.proposed.len() > isr.len() {
+                    for b in &pend.proposed {
+                        if !isr.contains(b) {
+                            isr.push(*b);
+                        }
+                    }
+                }
+            }
+        }
+        isr
+    }
+
+    /// HW = min LEO over the maximal ISR; it only moves forward on the leader.
+    pub(super) fn maybe_advance_high_watermark(
+        &mut self,
+        now: SimTime,
+        p: PartitionId,
+        out: &mut Outbox,
+    ) {
+        let isr = self.maximal_isr(p);
+        let me = self.id;
+        let r = &mut self.replicas[p.index()];
+        let Role::Leader(l) = &r.role else { return };
+        let mut hw = r.log.log_end_offset();
+        for b in isr.iter().filter(|&&b| b != me) {
+            match l.followers.get(b).and_then(|f| f.log_end_offset) {
+                Some(leo) => hw = hw.min(leo),
+                None => return,
+            }
+        }
+        if hw > r.high_watermark {
+            r.high_watermark = hw;
+            self.complete_delayed_produces(now, p, out);
+            self.wake_parked_fetches(p, false, out);
+        }
+    }
+
+    pub(super) fn on_fetch(
+        &mut self,
+        now: SimTime,
+        from: NodeId,
+        req: FetchRequest,
+        out: &mut Outbox,
+    ) {
+        let p = req.partition;
+        let respond_err = |out: &mut Outbox, e: ErrorCode| {
+            out.send(
+                from,
+                Message::FetchResponse {
+                    correlation: req.correlation,
+                    partition: p,
+                    result: Err(e),
+                },
+            )
+        };
+        let Some(r) = self.replicas.get(p.index()) else {
+            return respond_err(out, ErrorCode::NotLeaderOrFollower);
+        };
+        let (true, Some(epoch)) = (r.is_leader(), r.leader_epoch()) else {
+            return respond_err(out, ErrorCode::NotLeaderOrFollower);
+        };
+        let requested_epoch = if self.bug(Bug::UnfencedFetch) {
+            None
+        } else {
+            req.current_leader_epoch
+        };
+        if let Err(e) = epoch_check(requested_epoch, epoch) {
+            return respond_err(out, e);
+        }
+        if req.fetch_offset > r.log.log_end_offset() {
+            return respond_err(out, ErrorCode::OffsetOutOfRange);
+        }
+        if let Some(follower) = req.replica {
+            self.update_follower_fetch_state(now, p, follower, req.fetch_offset);
+            self.maybe_expand_isr(now, p, follower, out);
+            self.maybe_advance_high_watermark(now, p, out);
+        }
+        let owned = FetchRequestOwned {
+            correlation: req.correlation,
+            replica: req.replica,
+            partition: p,
+            fetch_offset: req.fetch_offset,
+            max_records: req.max_records,
+        };
+        if !self.try_answer_fetch(from, &owned, false, out) {
+            let id = self.next_correlation();
+            let wait = if req.replica.is_some() {
+                self.config.replica_fetch_wait_max_ms
+            } else {
+                self.config.fetch_max_wait_ms
+            };
+            self.parked_fetches.insert(
+                id,
+                ParkedFetch {
+                    client: from,
+                    request: owned,
+                },
+            );
+            out.timer_ms(wait, Timer::FetchWait(id));
+        }
+    }
+
+    /// Answer a fetch if it has records (or `force`); false if it should wait.
+    fn try_answer_fetch(
+        &self,
+        client: NodeId,
+        req: &FetchRequestOwned,
+        force: bool,
+        out: &mut Outbox,
+    ) -> bool {
+        let r = &self.replicas[req.partition.index()];
+        let Some(epoch) = r.leader_epoch().filter(|_| r.is_leader()) else {
+            out.send(
+                client,
+                Message::FetchResponse {
+                    correlation: req.correlation,
+                    partition: req.partition,
+                    result: Err(ErrorCode::NotLeaderOrFollower),
+                },
+            );
+            return true;
+        };
+        let visible_hw = r.client_visible_high_watermark();
+        // Replicas read up to the LEO; consumers (read_uncommitted) up to the HW.
+        let end = match req.replica {
+            Some(_) => r.log.log_end_offset(),
+            None => visible_hw.unwrap_or(Offset::ZERO),
+        };
+        let available = end.0.saturating_sub(req.fetch_offset.0);
+        if available == 0 && !force {
+            return false;
+        }
+        let n = available.min(u64::from(req.max_records)) as usize;
+        let records: Vec<Record> = if n == 0 {
+            Vec::new()
+        } else {
+            r.log.read(req.fetch_offset, n).to_vec()
+        };
+        out.send(
+            client,
+            Message::FetchResponse {
+                correlation: req.correlation,
+                partition: req.partition,
+                result: Ok(FetchData {
+                    leader_epoch: epoch,
+                    base_offset: req.fetch_offset,
+                    records,
+                    high_watermark: visible_hw.or(if req.replica.is_some() {
+                        Some(r.high_watermark)
+                    } else {
+                        None
+                    }),
+                    log_end_offset: r.log.log_end_offset(),
+                }),
+            },
+        );
+        true
+    }
+
+    /// New data (or a new HW, for consumers): answer parked fetches that now have some.
+    fn wake_parked_fetches(&mut self, p: PartitionId, replicas_only: bool, out: &mut Outbox) {
+        let ids: Vec<u64> = self
+            .parked_fetches
+            .iter()
+            .filter(|(_, f)| {
+                f.request.partition == p && (!replicas_only || f.request.replica.is_some())
+            })
+            .map(|(&id, _)| id)
+            .collect();
+        for id in ids {
+            let f = &self.parked_fetches[&id];
+            if self.try_answer_fetch(f.client, &f.request.clone(), false, out) {
+                self.parked_fetches.remove(&id);
+            }
+        }
+    }
+
+    pub(super) fn on_fetch_wait(&mut self, id: u64, out: &mut Outbox) {
+        if let Some(f) = self.parked_fetches.remove(&id) {
+            self.try_answer_fetch(f.client, &f.request, true, out);
+        }
+    }
+
+    /// Kafka's `Replica.updateFetchState`: lastCaughtUpTime moves when the fetch reaches
+    /// the leader's LEO now, or the LEO it had at the previous fetch.
+    fn update_follower_fetch_state(
+        &mut self,
+        now: SimTime,
+        p: PartitionId,
+        follower: BrokerId,
+        fetch_offset: Offset,
+    ) {
+        let r = &mut self.replicas[p.index()];
+        let leo = r.log.log_end_offset();
+        let Role::Leader(l) = &mut r.role else { return };
+        let Some(f) = l.followers.get_mut(&follower) else {
+            return;
+        };
+        if fetch_offset >= leo {
+            f.last_caught_up = f.last_caught_up.max(now);
+        } else if fetch_offset >= f.last_fetch_leader_leo {
+            f.last_caught_up = f.last_caught_up.max(f.last_fetch_time);
+        }
+        f.log_end_offset = Some(fetch_offset);
+        f.last_fetch_leader_leo = leo;
+        f.last_fetch_time = now;
+    }
+
+    /// A follower rejoins the ISR once it has reached the HW *and* the start of the
+    /// leader's epoch (so it holds everything this leader may have committed).
+    fn maybe_expand_isr(
+        &mut self,
+        now: SimTime,
+        p: PartitionId,
+        follower: BrokerId,
+        out: &mut Outbox,
+    ) {
+        let maximal = self.maximal_isr(p);
+        let r = &self.replicas[p.index()];
+        let Role::Leader(l) = &r.role else { return };
+        if maximal.contains(&follower) || l.pending_isr.is_some() {
+            return;
+        }
+        let Some(leo) = l.followers.get(&follower).and_then(|f| f.log_end_offset) else {
+            return;
+        };
+        if leo < r.high_watermark || leo < l.epoch_start_offset {
+            return;
+        }
+        let mut proposed = r.isr().to_vec();
+        proposed.push(follower);
+        proposed.sort();
+        self.send_alter_partition(now, p, proposed, out);
+    }
+
+    /// Every `replica.lag.time.max.ms / 2`: propose removing followers that have not
+    /// caught up for `replica.lag.time.max.ms`.
+    pub(super) fn check_isr(&mut self, now: SimTime, out: &mut Outbox) {
+        let lag_max = SimTime::from_ms(self.config.replica_lag_time_max_ms);
+        let me = self.id;
+        for i in 0..self.replicas.len() {
+            let p = PartitionId(i as u32);
+            let r = &self.replicas[i];
+            let Role::Leader(l) = &r.role else { continue };
+            let stuck_pending = l.pending_isr.as_ref().is_some_and(|pend| {
+                now.since(pend.sent_at) > SimTime::from_ms(self.config.request_timeout_ms)
+            });
+            if l.pending_isr.is_some() && !stuck_pending {
+                continue;
+            }
+            let isr = r.isr().to_vec();
+            let out_of_sync: Vec<BrokerId> = isr
+                .iter()
+                .copied()
+                .filter(|&b| b != me)
+                .filter(|b| {
+                    l.followers
+                        .get(b)
+                        .is_some_and(|f| now.since(f.last_caught_up) > lag_max)
+                })
+                .collect();
+            if out_of_sync.is_empty() {
+                if stuck_pending {
+                    // Re-send the unanswered proposal (the response may have been lost).
+                    let proposed = l.pending_isr.as_ref().expect("pending").proposed.clone();
+                    self.send_alter_partition(now, p, proposed, out);
+                }
+                continue;
+            }
+            let proposed: Vec<BrokerId> = isr
+                .into_iter()
+                .filter(|b| !out_of_sync.contains(b))
+                .collect();
+            if self.bug(Bug::LocalIsrShrink) {
+                // The historical bug: shrink locally, no controller round trip.
+                let r = &mut self.replicas[i];
+                if let Some(s) = r.state.as_mut() {
+                    s.isr = proposed;
+                }
+                self.maybe_advance_high_watermark(now, p, out);
+                continue;
+            }
+            self.send_alter_partition(now, p, proposed, out);
+        }
+    }
+
+    fn send_alter_partition(
+        &mut self,
+        now: SimTime,
+        p: PartitionId,
+        proposed: Vec<BrokerId>,
+        out: &mut Outbox,
+    ) {
+        let broker = self.id;
+        let broker_epoch = self.broker_epoch;
+        let r = &mut self.replicas[p.index()];
+        let Some(state) = r.state.clone() else { return };
+        let Role::Leader(l) = &mut r.role else { return };
+        l.pending_isr = Some(PendingIsr {
+            proposed: proposed.clone(),
+            sent_at: now,
+        });
+        out.send(
+            NodeId::Controller,
+            Message::AlterPartition {
+                broker,
+                broker_epoch,
+                partition: p,
+                leader_epoch: state.leader_epoch,
+                partition_epoch: state.partition_epoch,
+                new_isr: proposed,
+            },
+        );
+    }
+
+    pub(super) fn on_alter_partition_response(
+        &mut self,
+        now: SimTime,
+        p: PartitionId,
+        result: Result<PartitionState, ErrorCode>,
+        out: &mut Outbox,
+    ) {
+        let Some(r) = self.replicas.get_mut(p.index()) else {
+            return;
+        };
+        if let Role::Leader(l) = &mut r.role {
+            l.pending_isr = None;
+        }
+        if let Ok(state) = result {
+            self.apply_metadata(now, &[state], out);
+        }
+        self.maybe_advance_high_watermark(now, p, out);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn on_produce(
+        &mut self,
+        now: SimTime,
+        client: NodeId,
+        correlation: u64,
+        acks_all: bool,
+        acks_none: bool,
+        batches: Vec<ProduceBatch>,
+        out: &mut Outbox,
+    ) {
+        let mut parts = Vec::with_capacity(batches.len());
+        for batch in batches {
+            let p = batch.partition;
+            let outcome = self.append_batch(acks_all, &batch);
+            let epoch = self
+                .replicas
+                .get(p.index())
+                .and_then(|r| r.leader_epoch())
+                .unwrap_or_default();
+            match outcome {
+                Ok((base, end)) => parts.push((p, epoch, end, Ok(base), !acks_all)),
+                Err(e) => parts.push((p, epoch, Offset::ZERO, Err(e), true)),
+            }
+            if p.index() < self.replicas.len() {
+                self.wake_parked_fetches(p, true, out);
+                self.maybe_advance_high_watermark(now, p, out);
+            }
+        }
+        if acks_none {
+            return;
+        }
+        let id = self.next_correlation();
+        self.delayed_produces.insert(
+            id,
+            DelayedProduce {
+                client,
+                correlation,
+                parts,
+            },
+        );
+        self.complete_delayed_produce(id, out);
+        if self.delayed_produces.contains_key(&id) {
+            out.timer_ms(self.config.request_timeout_ms, Timer::ProduceTimeout(id));
+        }
+    }
+
+    /// Append one batch as leader; returns (base offset, end offset) to wait for.
+    fn append_batch(
+        &mut self,
+        acks_all: bool,
+        batch: &ProduceBatch,
+    ) -> Result<(Offset, Offset), ErrorCode> {
+        let min_isr = self.config.min_insync_replicas as usize;
+        let ignore_min_isr = self.bug(Bug::IgnoreMinIsr);
+        let r = self
+            .replicas
+            .get_mut(batch.partition.index())
+            .ok_or(ErrorCode::NotLeaderOrFollower)?;
+        let epoch = r.leader_epoch().ok_or(ErrorCode::NotLeaderOrFollower)?;
+        let isr_len = r.isr().len();
+        let Role::Leader(l) = &mut r.role else {
+            return Err(ErrorCode::NotLeaderOrFollower);
+        };
+        if acks_all && isr_len < min_isr && !ignore_min_isr {
+            return Err(ErrorCode::NotEnoughReplicas);
+        }
+        let count = batch.values.len() as u32;
+        if let Some(stamp) = batch.producer {
+            match l
+                .producer_state
+                .check(stamp.producer_id, stamp.base_sequence, count)
+            {
+                SequenceCheck::Append => {}
+                SequenceCheck::Duplicate {
+                    base_offset,
+                    end_offset,
+                } => return Ok((base_offset, end_offset)),
+                SequenceCheck::OutOfOrder => return Err(ErrorCode::OutOfOrderSequenceNumber),
+            }
+        }
+        let base = r.log.log_end_offset();
+        for (i, &value) in batch.values.iter().enumerate() {
+            r.log.append(Record {
+                value,
+                epoch,
+                producer: batch
+                    .producer
+                    .map(|s: ProducerStamp| (s, s.base_sequence + i as u32)),
+            });
+        }
+        if let (Some(stamp), Role::Leader(l)) = (batch.producer, &mut r.role) {
+            l.producer_state
+                .record_batch(stamp.producer_id, stamp.base_sequence, count, base);
+        }
+        Ok((base, r.log.log_end_offset()))
+    }
+
+    fn complete_delayed_produces(&mut self, _now: SimTime, p: PartitionId, out: &mut Outbox) {
+        let ids: Vec<u64> = self
+            .delayed_produces
+            .iter()
+            .filter(|(_, d)| d.parts.iter().any(|x| x.0 == p && !x.4))
+            .map(|(&id, _)| id)
+            .collect();
+        for id in ids {
+            self.complete_delayed_produce(id, out);
+        }
+    }
+
+    /// Kafka's `checkEnoughReplicasReachOffset`: done when the HW passed the batch; then
+    /// the ISR must still be at least `min.insync.replicas`.
+    fn complete_delayed_produce(&mut self, id: u64, out: &mut Outbox) {
+        let min_isr = self.config.min_insync_replicas as usize;
+        let ignore_min_isr = self.bug(Bug::IgnoreMinIsr);
+        let Some(d) = self.delayed_produces.get_mut(&id) else {
+            return;
+        };
+        for part in d.parts.iter_mut().filter(|x| !x.4) {
+            let r = &self.replicas[part.0.index()];
+            if !r.is_leader() || r.leader_epoch() != Some(part.1) {
+                part.3 = Err(ErrorCode::NotLeaderOrFollower);
+                part.4 = true;
+            } else if r.high_watermark >= part.2 {
+                let isr_size = r.isr().len();
+                if isr_size < min_isr && !ignore_min_isr {
+                    part.3 = Err(ErrorCode::NotEnoughReplicasAfterAppend);
+                } else {
+                    out.note(Note::AckedAll {
+                        partition: part.0,
+                        isr_size: isr_size as u32,
+                        offset_end: part.2,
+                    });
+                }
+                part.4 = true;
+            }
+        }
+        if d.parts.iter().all(|x| x.4) {
+            self.finish_produce(id, out);
+        }
+    }
+
+    fn finish_produce(&mut self, id: u64, out: &mut Outbox) {
+        let Some(d) = self.delayed_produces.remove(&id) else {
+            return;
+        };
+        let results = d
+            .parts
+            .into_iter()
+            .map(|(partition, _, _, result, _)| ProduceResult { partition, result })
+            .collect();
+        out.send(
+            d.client,
+            Message::ProduceResponse {
+                correlation: d.correlation,
+                results,
+            },
+        );
+    }
+
+    pub(super) fn on_produce_timeout(&mut self, id: u64, out: &mut Outbox) {
+        if let Some(d) = self.delayed_produces.get_mut(&id) {
+            for part in d.parts.iter_mut().filter(|x| !x.4) {
+                part.3 = Err(ErrorCode::RequestTimedOut);
+                part.4 = true;
+            }
+            self.finish_produce(id, out);
+        }
+    }
+
+    pub(super) fn on_offsets_for_leader_epoch(
+        &mut self,
+        from: NodeId,
+        correlation: u64,
+        p: PartitionId,
+        current_leader_epoch: Option<Epoch>,
+        requested: Epoch,
+        out: &mut Outbox,
+    ) {
+        let result = (|| {
+            let r = self
+                .replicas
+                .get(p.index())
+                .ok_or(ErrorCode::NotLeaderOrFollower)?;
+            let epoch = r
+                .leader_epoch()
+                .filter(|_| r.is_leader())
+                .ok_or(ErrorCode::NotLeaderOrFollower)?;
+            let fenced = if self.bug(Bug::UnfencedFetch) {
+                None
+            } else {
+                current_leader_epoch
+            };
+            epoch_check(fenced, epoch)?;
+            Ok(r.log.end_offset_for_epoch(requested))
+        })();
+        out.send(
+            from,
+            Message::OffsetsForLeaderEpochResponse {
+                correlation,
+                partition: p,
+                result,
+            },
+        );
+    }
+
+    /// Followers' progress as the leader sees it (for monitors and tests).
+    pub fn follower_progress(&self, p: PartitionId) -> BTreeMap<BrokerId, Option<Offset>> {
+        match &self.replicas[p.index()].role {
+            Role::Leader(l) => l
+                .followers
+                .iter()
+                .map(|(b, f)| (*b, f.log_end_offset))
+                .collect(),
+            _ => BTreeMap::new(),
+        }
+    }
+}

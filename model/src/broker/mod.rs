@@ -1,0 +1,355 @@
+//! A broker: the replicas it hosts, its session with the controller, and its disk.
+//!
+//! Driving contract (sans-IO): the simulator calls [`Broker::start`] once per
+//! incarnation, then [`Broker::handle_message`], [`Broker::handle_timeout`] and
+//! [`Broker::handle_disk`] as events arrive, each with `now` and an [`Outbox`] to fill.
+//! On a hard crash it calls [`Broker::crash`] (only durable state survives: the flushed
+//! log prefix and the HW checkpoint); on a clean shutdown [`Broker::shutdown`].
+
+mod follower;
+mod leader;
+pub mod replica;
+
+use crate::bug::Bug;
+use crate::config::Config;
+use crate::message::{Message, PartitionState};
+use crate::outbox::{DiskCompletion, DiskOp, Outbox, Timer};
+use crate::types::{BrokerEpoch, BrokerId, NodeId, Offset, PartitionId, SimTime};
+use replica::{Replica, Role};
+use std::collections::BTreeMap;
+
+pub use leader::{DelayedProduce, ParkedFetch};
+
+pub struct Broker {
+    pub id: BrokerId,
+    config: Config,
+    pub broker_epoch: BrokerEpoch,
+    /// Whether the controller last told us we are fenced.
+    pub fenced: bool,
+    pub replicas: Vec<Replica>,
+    /// Metadata for every partition (also those we do not host), for clients.
+    next_correlation: u64,
+    pending_fsync: BTreeMap<u64, Vec<(PartitionId, Offset, Offset)>>,
+    delayed_produces: BTreeMap<u64, DelayedProduce>,
+    parked_fetches: BTreeMap<u64, ParkedFetch>,
+    /// Is this incarnation running (false between crash and restart).
+    pub running: bool,
+}
+
+impl Broker {
+    pub fn new(id: BrokerId, config: &Config) -> Broker {
+        Broker {
+            id,
+            config: config.clone(),
+            broker_epoch: BrokerEpoch(0),
+            fenced: true,
+            replicas: config.partition_ids().map(Replica::new).collect(),
+            next_correlation: 0,
+            pending_fsync: BTreeMap::new(),
+            delayed_produces: BTreeMap::new(),
+            parked_fetches: BTreeMap::new(),
+            running: false,
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    fn bug(&self, bug: Bug) -> bool {
+        self.config.has_bug(bug)
+    }
+
+    fn next_correlation(&mut self) -> u64 {
+        self.next_correlation += 1;
+        self.next_correlation
+    }
+
+    /// Start a new incarnation: register with the controller and arm the timers.
+    pub fn start(&mut self, _now: SimTime, broker_epoch: BrokerEpoch, out: &mut Outbox) {
+        debug_assert!(!self.running);
+        self.running = true;
+        self.broker_epoch = broker_epoch;
+        self.fenced = true;
+        for r in &mut self.replicas {
+            // The HW checkpoint may be ahead of a log that lost its tail.
+            r.high_watermark = r.high_watermark_checkpoint.min(r.log.log_end_offset());
+        }
+        out.send(
+            NodeId::Controller,
+            Message::BrokerRegistration {
+                broker: self.id,
+                broker_epoch,
+            },
+        );
+        out.timer_ms(
+            self.config.broker_heartbeat_interval_ms,
+            Timer::BrokerHeartbeat,
+        );
+        out.timer_ms(self.flush_interval_ms(), Timer::Flush);
+        out.timer_ms(self.config.replica_lag_time_max_ms / 2, Timer::IsrCheck);
+    }
+
+    fn flush_interval_ms(&self) -> u64 {
+        self.config
+            .log_flush_interval_ms
+            .unwrap_or(self.config.os_flush_interval_ms)
+            .max(1)
+    }
+
+    /// Hard crash: volatile state is gone; the log keeps only its flushed prefix.
+    pub fn crash(&mut self) {
+        self.running = false;
+        self.fenced = true;
+        self.pending_fsync.clear();
+        self.delayed_produces.clear();
+        self.parked_fetches.clear();
+        for r in &mut self.replicas {
+            r.log.crash();
+            r.state = None;
+            r.role = Role::Offline;
+            r.high_watermark = r.high_watermark_checkpoint.min(r.log.log_end_offset());
+        }
+    }
+
+    /// Clean shutdown: flush everything and checkpoint the HW, then stop.
+    pub fn shutdown(&mut self) {
+        for r in &mut self.replicas {
+            let leo = r.log.log_end_offset();
+            r.log.mark_flushed(leo);
+            r.high_watermark_checkpoint = r.high_watermark;
+        }
+        self.crash();
+    }
+
+    pub fn handle_message(&mut self, now: SimTime, from: NodeId, msg: Message, out: &mut Outbox) {
+        debug_assert!(self.running);
+        match msg {
+            Message::BrokerHeartbeatResponse {
+                broker_epoch,
+                fenced,
+                partitions,
+                ..
+            } => {
+                if broker_epoch == self.broker_epoch {
+                    self.fenced = fenced;
+                }
+                self.apply_metadata(now, &partitions, out);
+            }
+            Message::PartitionChange { states } => self.apply_metadata(now, &states, out),
+            Message::AlterPartitionResponse { partition, result } => {
+                self.on_alter_partition_response(now, partition, result, out)
+            }
+            Message::Fetch {
+                correlation,
+                replica,
+                partition,
+                fetch_offset,
+                current_leader_epoch,
+                max_records,
+            } => self.on_fetch(
+                now,
+                from,
+                leader::FetchRequest {
+                    correlation,
+                    replica,
+                    partition,
+                    fetch_offset,
+                    current_leader_epoch,
+                    max_records,
+                },
+                out,
+            ),
+            Message::FetchResponse {
+                correlation,
+                partition,
+                result,
+            } => self.on_fetch_response(now, correlation, partition, result, out),
+            Message::OffsetsForLeaderEpoch {
+                correlation,
+                partition,
+                current_leader_epoch,
+                leader_epoch,
+            } => self.on_offsets_for_leader_epoch(
+                from,
+                correlation,
+                partition,
+                current_leader_epoch,
+                leader_epoch,
+                out,
+            ),
+            Message::OffsetsForLeaderEpochResponse {
+                correlation,
+                partition,
+                result,
+            } => {
+                self.on_offsets_for_leader_epoch_response(now, correlation, partition, result, out)
+            }
+            Message::MetadataRequest { correlation } => {
+                let partitions = self
+                    .replicas
+                    .iter()
+                    .filter_map(|r| r.state.as_ref())
+                    .map(|s| (s.partition, s.leader, s.leader_epoch))
+                    .collect();
+                out.send(
+                    from,
+                    Message::MetadataResponse {
+                        correlation,
+                        partitions,
+                    },
+                );
+            }
+            Message::Produce {
+                correlation,
+                acks_all,
+                acks_none,
+                batches,
+            } => self.on_produce(now, from, correlation, acks_all, acks_none, batches, out),
+            // Requests meant for the controller or clients are ignored.
+            _ => {}
+        }
+        self.check_invariants();
+    }
+
+    pub fn handle_timeout(&mut self, now: SimTime, timer: Timer, out: &mut Outbox) {
+        debug_assert!(self.running);
+        match timer {
+            Timer::BrokerHeartbeat => {
+                out.send(
+                    NodeId::Controller,
+                    Message::BrokerHeartbeat {
+                        broker: self.id,
+                        broker_epoch: self.broker_epoch,
+                        want_shutdown: false,
+                    },
+                );
+                out.timer_ms(
+                    self.config.broker_heartbeat_interval_ms,
+                    Timer::BrokerHeartbeat,
+                );
+            }
+            Timer::Flush => {
+                let token = self.next_correlation();
+                let marks = self
+                    .replicas
+                    .iter()
+                    .map(|r| (r.partition, r.log.log_end_offset(), r.high_watermark))
+                    .collect();
+                self.pending_fsync.insert(token, marks);
+                out.disk.push(DiskOp::Fsync { token });
+                out.timer_ms(self.flush_interval_ms(), Timer::Flush);
+            }
+            Timer::IsrCheck => {
+                self.check_isr(now, out);
+                out.timer_ms(self.config.replica_lag_time_max_ms / 2, Timer::IsrCheck);
+            }
+            Timer::ReplicaFetch(p) => self.on_replica_fetch_timer(now, p, out),
+            Timer::ProduceTimeout(id) => self.on_produce_timeout(id, out),
+            Timer::FetchWait(id) => self.on_fetch_wait(id, out),
+            _ => {}
+        }
+        self.check_invariants();
+    }
+
+    pub fn handle_disk(&mut self, _now: SimTime, completion: DiskCompletion, _out: &mut Outbox) {
+        let DiskCompletion::Fsynced { token } = completion;
+        if let Some(marks) = self.pending_fsync.remove(&token) {
+            for (p, upto, hw) in marks {
+                let r = &mut self.replicas[p.index()];
+                r.log.mark_flushed(upto);
+                // The HW checkpoint is written with the flush (simplification: Kafka
+                // writes it on its own 5 s timer); never above the durable log.
+                r.high_watermark_checkpoint = hw.min(r.log.flushed_offset());
+            }
+        }
+    }
+
+    /// Apply partition states newer than what we know, and take the roles they give us.
+    fn apply_metadata(&mut self, now: SimTime, states: &[PartitionState], out: &mut Outbox) {
+        for s in states {
+            let Some(r) = self.replicas.get(s.partition.index()) else {
+                continue;
+            };
+            let newer = r.state.as_ref().is_none_or(|old| s.newer_than(old));
+            if newer {
+                self.apply_partition_state(now, s.clone(), out);
+            }
+        }
+    }
+
+    fn apply_partition_state(&mut self, now: SimTime, s: PartitionState, out: &mut Outbox) {
+        let p = s.partition;
+        let me = self.id;
+        let r = &mut self.replicas[p.index()];
+        let old_epoch = r.leader_epoch();
+        let same_epoch = old_epoch == Some(s.leader_epoch);
+        let hosted = s.replicas.contains(&me);
+        let keep_local_isr = self.config.has_bug(Bug::LocalIsrShrink)
+            && same_epoch
+            && r.is_leader()
+            && r.state
+                .as_ref()
+                .is_some_and(|old| old.isr.len() < s.isr.len());
+        let local_isr = r.state.as_ref().map(|o| o.isr.clone());
+        r.state = Some(s.clone());
+        if keep_local_isr {
+            // The buggy leader trusts its own (smaller) ISR over the controller's.
+            if let (Some(st), Some(isr)) = (r.state.as_mut(), local_isr) {
+                st.isr = isr;
+            }
+        }
+        if !hosted {
+            r.role = Role::Offline;
+            return;
+        }
+        match s.leader {
+            Some(l) if l == me => {
+                if same_epoch && r.is_leader() {
+                    self.on_isr_update(now, p, out);
+                } else {
+                    self.become_leader(now, p, out);
+                }
+            }
+            Some(l) => {
+                let following_same =
+                    same_epoch && matches!(&r.role, Role::Follower(f) if f.leader == l);
+                if !following_same {
+                    let was_leader = r.is_leader();
+                    let skip = self.config.has_bug(Bug::UnfencedFetch)
+                        && matches!(&r.role, Role::Follower(f) if f.leader == l);
+                    if skip {
+                        // Pre KIP-320: the follower keeps fetching from the same broker
+                        // without an epoch check, so it never truncates to the new lineage.
+                        if let Role::Follower(f) = &mut r.role {
+                            f.hw_confirmed = false;
+                        }
+                    } else {
+                        self.become_follower(now, p, l, out);
+                    }
+                    if was_leader {
+                        self.fail_leader_requests(p, out);
+                    }
+                }
+            }
+            None => {
+                let was_leader = r.is_leader();
+                r.role = Role::Offline;
+                if was_leader {
+                    self.fail_leader_requests(p, out);
+                }
+            }
+        }
+    }
+
+    fn check_invariants(&self) {
+        for r in &self.replicas {
+            r.check_invariants();
+        }
+    }
+
+    /// Number of delayed produce requests (for tests and the report).
+    pub fn delayed_produce_count(&self) -> usize {
+        self.delayed_produces.len()
+    }
+}

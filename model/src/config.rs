@@ -1,0 +1,362 @@
+//! Cluster and client configuration, with Kafka's own config names. `--set KEY=VALUE`
+//! goes through [`Config::set`]; [`Config::validate`] rejects impossible combinations
+//! (e.g. `min.insync.replicas` above the replication factor) before a run starts.
+
+use crate::bug::Bug;
+use crate::types::{BrokerId, PartitionId};
+use std::collections::BTreeSet;
+use std::fmt;
+
+/// Producer `acks`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Acks {
+    None,
+    Leader,
+    All,
+}
+
+impl Acks {
+    pub fn name(self) -> &'static str {
+        match self {
+            Acks::None => "0",
+            Acks::Leader => "1",
+            Acks::All => "all",
+        }
+    }
+}
+
+/// One topic-partition and its assigned replicas (the first is the preferred leader).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionSpec {
+    pub topic: String,
+    pub partition: u32,
+    pub replicas: Vec<BrokerId>,
+}
+
+impl PartitionSpec {
+    /// The history key of the partition, `"<topic>-<partition>"`.
+    pub fn key(&self) -> String {
+        format!("{}-{}", self.topic, self.partition)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Every knob a scenario or `--set` may turn. Field names mirror Kafka's keys
+/// (`min.insync.replicas` -> `min_insync_replicas`); durations are in milliseconds as in
+/// Kafka, converted to `SimTime` where used.
+#[derive(Clone, Debug)]
+pub struct Config {
+    // --- cluster shape ---
+    pub brokers: u32,
+    pub topic: String,
+    pub partitions: u32,
+    pub replication_factor: u32,
+    // --- broker ---
+    pub min_insync_replicas: u32,
+    pub unclean_leader_election_enable: bool,
+    pub replica_lag_time_max_ms: u64,
+    pub replica_fetch_wait_max_ms: u64,
+    pub replica_fetch_backoff_ms: u64,
+    pub broker_heartbeat_interval_ms: u64,
+    pub broker_session_timeout_ms: u64,
+    /// `log.flush.interval.ms`: `None` is Kafka's default (never fsync explicitly; the OS
+    /// writes dirty pages back "eventually", modelled by `os_flush_interval_ms`).
+    pub log_flush_interval_ms: Option<u64>,
+    /// Not a Kafka key: the period of the OS's dirty-page write-back (Linux's
+    /// `vm.dirty_writeback_centisecs`/`dirty_expire_centisecs`, ~5-30 s).
+    pub os_flush_interval_ms: u64,
+    /// `replica.high.watermark.checkpoint.interval.ms`.
+    pub replica_high_watermark_checkpoint_interval_ms: u64,
+    // --- producer ---
+    pub acks: Acks,
+    pub enable_idempotence: bool,
+    /// Whether `enable.idempotence` was set explicitly. As in Kafka 3.x, idempotence is
+    /// on by default but silently dropped when `acks` is set to 0 or 1, and an explicit
+    /// `enable.idempotence=true` with such `acks` is a configuration error.
+    pub idempotence_explicit: bool,
+    pub linger_ms: u64,
+    pub batch_size_records: u32,
+    pub max_in_flight_requests_per_connection: u32,
+    pub retry_backoff_ms: u64,
+    pub request_timeout_ms: u64,
+    pub delivery_timeout_ms: u64,
+    pub metadata_max_age_ms: u64,
+    // --- consumer ---
+    pub fetch_max_wait_ms: u64,
+    pub max_poll_records: u32,
+    // --- reintroduced bugs ---
+    pub bugs: BTreeSet<Bug>,
+}
+
+impl Default for Config {
+    /// The defaults of `scenarios.md`: 3 brokers, `orders` with 6 partitions and RF 3,
+    /// `acks=all`, `min.insync.replicas=2`, idempotence on, Kafka's default timeouts.
+    fn default() -> Config {
+        Config {
+            brokers: 3,
+            topic: "orders".to_string(),
+            partitions: 6,
+            replication_factor: 3,
+            min_insync_replicas: 2,
+            unclean_leader_election_enable: false,
+            replica_lag_time_max_ms: 30_000,
+            replica_fetch_wait_max_ms: 500,
+            replica_fetch_backoff_ms: 1_000,
+            broker_heartbeat_interval_ms: 2_000,
+            broker_session_timeout_ms: 9_000,
+            log_flush_interval_ms: None,
+            os_flush_interval_ms: 5_000,
+            replica_high_watermark_checkpoint_interval_ms: 5_000,
+            acks: Acks::All,
+            enable_idempotence: true,
+            idempotence_explicit: false,
+            linger_ms: 5,
+            batch_size_records: 16,
+            max_in_flight_requests_per_connection: 5,
+            retry_backoff_ms: 100,
+            request_timeout_ms: 30_000,
+            delivery_timeout_ms: 120_000,
+            metadata_max_age_ms: 300_000,
+            fetch_max_wait_ms: 500,
+            max_poll_records: 500,
+            bugs: BTreeSet::new(),
+        }
+    }
+}
+
+/// The keys `--set` accepts, for the error message on an unknown one.
+pub const SETTABLE_KEYS: &[&str] = &[
+    "brokers",
+    "partitions",
+    "replication.factor",
+    "min.insync.replicas",
+    "unclean.leader.election.enable",
+    "replica.lag.time.max.ms",
+    "replica.fetch.wait.max.ms",
+    "broker.heartbeat.interval.ms",
+    "broker.session.timeout.ms",
+    "log.flush.interval.ms",
+    "acks",
+    "enable.idempotence",
+    "linger.ms",
+    "max.in.flight.requests.per.connection",
+    "retry.backoff.ms",
+    "request.timeout.ms",
+    "delivery.timeout.ms",
+    "fetch.max.wait.ms",
+    "max.poll.records",
+];
+
+fn parse_u64(key: &str, value: &str) -> Result<u64, ConfigError> {
+    value.parse::<u64>().map_err(|_| {
+        ConfigError(format!(
+            "--set {key}={value}: expected a non-negative integer"
+        ))
+    })
+}
+
+fn parse_u32(key: &str, value: &str) -> Result<u32, ConfigError> {
+    value.parse::<u32>().map_err(|_| {
+        ConfigError(format!(
+            "--set {key}={value}: expected a non-negative integer"
+        ))
+    })
+}
+
+fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
+    match value {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(ConfigError(format!(
+            "--set {key}={value}: expected true or false"
+        ))),
+    }
+}
+
+impl Config {
+    /// Apply one `--set KEY=VALUE` override. Unknown keys and unparsable values are errors.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
+        match key {
+            "brokers" => self.brokers = parse_u32(key, value)?,
+            "partitions" => self.partitions = parse_u32(key, value)?,
+            "replication.factor" => self.replication_factor = parse_u32(key, value)?,
+            "min.insync.replicas" => self.min_insync_replicas = parse_u32(key, value)?,
+            "unclean.leader.election.enable" => {
+                self.unclean_leader_election_enable = parse_bool(key, value)?
+            }
+            "replica.lag.time.max.ms" => self.replica_lag_time_max_ms = parse_u64(key, value)?,
+            "replica.fetch.wait.max.ms" => self.replica_fetch_wait_max_ms = parse_u64(key, value)?,
+            "broker.heartbeat.interval.ms" => {
+                self.broker_heartbeat_interval_ms = parse_u64(key, value)?
+            }
+            "broker.session.timeout.ms" => self.broker_session_timeout_ms = parse_u64(key, value)?,
+            "log.flush.interval.ms" => self.log_flush_interval_ms = Some(parse_u64(key, value)?),
+            "acks" => {
+                self.acks = match value {
+                    "0" => Acks::None,
+                    "1" => Acks::Leader,
+                    "all" | "-1" => Acks::All,
+                    _ => {
+                        return Err(ConfigError(format!(
+                            "--set acks={value}: expected 0, 1, all or -1"
+                        )))
+                    }
+                };
+                if self.acks != Acks::All && !self.idempotence_explicit {
+                    self.enable_idempotence = false;
+                }
+            }
+            "enable.idempotence" => {
+                self.enable_idempotence = parse_bool(key, value)?;
+                self.idempotence_explicit = true;
+            }
+            "linger.ms" => self.linger_ms = parse_u64(key, value)?,
+            "max.in.flight.requests.per.connection" => {
+                self.max_in_flight_requests_per_connection = parse_u32(key, value)?
+            }
+            "retry.backoff.ms" => self.retry_backoff_ms = parse_u64(key, value)?,
+            "request.timeout.ms" => self.request_timeout_ms = parse_u64(key, value)?,
+            "delivery.timeout.ms" => self.delivery_timeout_ms = parse_u64(key, value)?,
+            "fetch.max.wait.ms" => self.fetch_max_wait_ms = parse_u64(key, value)?,
+            "max.poll.records" => self.max_poll_records = parse_u32(key, value)?,
+            _ => {
+                return Err(ConfigError(format!(
+                    "--set {key}: unknown config key (known: {})",
+                    SETTABLE_KEYS.join(", ")
+                )))
+            }
+        }
+        Ok(())
+    }
+
+    /// Reject configurations Kafka would refuse or that make the run meaningless.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let err = |m: String| Err(ConfigError(m));
+        if self.brokers == 0 || self.brokers > 64 {
+            return err(format!("brokers={} must be between 1 and 64", self.brokers));
+        }
+        if self.partitions == 0 || self.partitions > 4096 {
+            return err(format!(
+                "partitions={} must be between 1 and 4096",
+                self.partitions
+            ));
+        }
+        if self.replication_factor == 0 || self.replication_factor > self.brokers {
+            return err(format!(
+                "replication.factor={} must be between 1 and the broker count ({})",
+                self.replication_factor, self.brokers
+            ));
+        }
+        if self.min_insync_replicas == 0 || self.min_insync_replicas > self.replication_factor {
+            return err(format!(
+                "min.insync.replicas={} is impossible with replication.factor={}",
+                self.min_insync_replicas, self.replication_factor
+            ));
+        }
+        if self.broker_heartbeat_interval_ms == 0
+            || self.broker_session_timeout_ms <= self.broker_heartbeat_interval_ms
+        {
+            return err(format!(
+                "broker.session.timeout.ms={} must exceed broker.heartbeat.interval.ms={} (> 0)",
+                self.broker_session_timeout_ms, self.broker_heartbeat_interval_ms
+            ));
+        }
+        if self.replica_lag_time_max_ms == 0 {
+            return err("replica.lag.time.max.ms must be > 0".to_string());
+        }
+        if self.max_in_flight_requests_per_connection == 0 {
+            return err("max.in.flight.requests.per.connection must be >= 1".to_string());
+        }
+        if self.enable_idempotence && self.max_in_flight_requests_per_connection > 5 {
+            return err(format!(
+                "enable.idempotence=true requires max.in.flight.requests.per.connection <= 5 (got {})",
+                self.max_in_flight_requests_per_connection
+            ));
+        }
+        if self.enable_idempotence && self.acks != Acks::All {
+            return err(format!(
+                "enable.idempotence=true requires acks=all (got acks={}); set enable.idempotence=false",
+                self.acks.name()
+            ));
+        }
+        if self.request_timeout_ms == 0 || self.delivery_timeout_ms < self.request_timeout_ms {
+            return err(format!(
+                "delivery.timeout.ms={} must be >= request.timeout.ms={} (> 0)",
+                self.delivery_timeout_ms, self.request_timeout_ms
+            ));
+        }
+        if self.max_poll_records == 0 || self.batch_size_records == 0 {
+            return err("max.poll.records must be >= 1".to_string());
+        }
+        Ok(())
+    }
+
+    /// The partition table: `partitions` partitions of one topic, replicas assigned
+    /// round-robin as Kafka's default assignment does (partition p starts at broker p mod n).
+    pub fn partition_table(&self) -> Vec<PartitionSpec> {
+        (0..self.partitions)
+            .map(|p| PartitionSpec {
+                topic: self.topic.clone(),
+                partition: p,
+                replicas: (0..self.replication_factor)
+                    .map(|r| BrokerId((p + r) % self.brokers))
+                    .collect(),
+            })
+            .collect()
+    }
+
+    pub fn partition_ids(&self) -> impl Iterator<Item = PartitionId> {
+        (0..self.partitions).map(PartitionId)
+    }
+
+    pub fn has_bug(&self, bug: Bug) -> bool {
+        self.bugs.contains(&bug)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn min_isr_above_rf_is_rejected() {
+        let mut c = Config::default();
+        c.set("min.insync.replicas", "4").unwrap();
+        let e = c.validate().unwrap_err();
+        assert!(e.0.contains("min.insync.replicas=4"), "{e}");
+    }
+
+    #[test]
+    fn unknown_key_and_bad_value_are_errors() {
+        let mut c = Config::default();
+        assert!(c
+            .set("no.such.key", "1")
+            .unwrap_err()
+            .0
+            .contains("unknown config key"));
+        assert!(c.set("acks", "2").is_err());
+        assert!(c.set("linger.ms", "-3").is_err());
+        c.set("acks", "1").unwrap();
+        assert_eq!(c.acks, Acks::Leader);
+    }
+
+    #[test]
+    fn defaults_are_valid_and_replicas_spread() {
+        let c = Config::default();
+        c.validate().unwrap();
+        let t = c.partition_table();
+        assert_eq!(t.len(), 6);
+        assert_eq!(t[1].replicas, vec![BrokerId(1), BrokerId(2), BrokerId(0)]);
+        assert_eq!(t[1].key(), "orders-1");
+    }
+}

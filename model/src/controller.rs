@@ -1,0 +1,376 @@
+//! The controller: broker registrations and sessions, fencing, leader election from the
+//! ISR, AlterPartition, and publishing partition state with epochs so that brokers can
+//! reject stale decisions.
+//!
+//! Simplification (README, fidelity): one active KRaft controller whose metadata is
+//! durable and which does not crash in these scenarios; Kafka runs a Raft quorum of
+//! three whose metadata log is itself replicated. Brokers learn metadata by push on
+//! every change and by the full image in every heartbeat response (KRaft brokers fetch
+//! the metadata log), so a lost push is repaired within one heartbeat interval.
+
+use crate::config::Config;
+use crate::message::{ErrorCode, Message, PartitionState};
+use crate::outbox::{Note, Outbox, Timer};
+use crate::types::{BrokerEpoch, BrokerId, Epoch, NodeId, PartitionEpoch, PartitionId, SimTime};
+use std::collections::BTreeMap;
+
+/// How often the controller looks for expired broker sessions.
+const SESSION_CHECK_MS: u64 = 500;
+
+#[derive(Clone, Debug)]
+pub struct BrokerSession {
+    pub broker_epoch: BrokerEpoch,
+    pub last_heartbeat: SimTime,
+    pub fenced: bool,
+}
+
+pub struct Controller {
+    config: Config,
+    pub partitions: Vec<PartitionState>,
+    pub brokers: BTreeMap<BrokerId, BrokerSession>,
+    /// The topic is created once every broker has registered and is unfenced.
+    pub topic_created: bool,
+}
+
+impl Controller {
+    pub fn new(config: &Config) -> Controller {
+        let partitions = config
+            .partition_table()
+            .into_iter()
+            .enumerate()
+            .map(|(i, spec)| PartitionState {
+                partition: PartitionId(i as u32),
+                isr: spec.replicas.clone(),
+                replicas: spec.replicas,
+                leader: None,
+                leader_epoch: Epoch(0),
+                partition_epoch: PartitionEpoch(0),
+            })
+            .collect();
+        Controller {
+            config: config.clone(),
+            partitions,
+            brokers: BTreeMap::new(),
+            topic_created: false,
+        }
+    }
+
+    pub fn start(&mut self, _now: SimTime, out: &mut Outbox) {
+        out.timer_ms(SESSION_CHECK_MS, Timer::SessionCheck);
+    }
+
+    fn unfenced(&self, b: BrokerId) -> bool {
+        self.brokers.get(&b).is_some_and(|s| !s.fenced)
+    }
+
+    pub fn handle_message(&mut self, now: SimTime, from: NodeId, msg: Message, out: &mut Outbox) {
+        match msg {
+            Message::BrokerRegistration {
+                broker,
+                broker_epoch,
+            } => {
+                let newer = self
+                    .brokers
+                    .get(&broker)
+                    .is_none_or(|s| s.broker_epoch < broker_epoch);
+                if !newer {
+                    return;
+                }
+                // A new incarnation may have lost its unflushed tail: fence it (out of
+                // every ISR, leadership moved) until it heartbeats, then it must catch
+                // up to rejoin ISRs through its leaders (KIP-631 broker epochs).
+                let was_unfenced = self.unfenced(broker);
+                self.brokers.insert(
+                    broker,
+                    BrokerSession {
+                        broker_epoch,
+                        last_heartbeat: now,
+                        fenced: true,
+                    },
+                );
+                if was_unfenced {
+                    out.note(Note::BrokerFenced {
+                        broker,
+                        fenced: true,
+                    });
+                }
+                self.remove_from_partitions(broker, out);
+                self.respond_heartbeat(from, broker_epoch, out);
+            }
+            Message::BrokerHeartbeat {
+                broker,
+                broker_epoch,
+                ..
+            } => {
+                let Some(s) = self.brokers.get_mut(&broker) else {
+                    return;
+                };
+                if s.broker_epoch != broker_epoch {
+                    return;
+                }
+                s.last_heartbeat = now;
+                if s.fenced {
+                    s.fenced = false;
+                    out.note(Note::BrokerFenced {
+                        broker,
+                        fenced: false,
+                    });
+                    self.on_broker_unfenced(broker, out);
+                }
+                self.respond_heartbeat(from, broker_epoch, out);
+            }
+            Message::AlterPartition {
+                broker,
+                broker_epoch,
+                partition,
+                leader_epoch,
+                partition_epoch,
+                new_isr,
+            } => {
+                let result = self.alter_partition(
+                    broker,
+                    broker_epoch,
+                    partition,
+                    leader_epoch,
+                    partition_epoch,
+                    new_isr,
+                    out,
+                );
+                out.send(from, Message::AlterPartitionResponse { partition, result });
+            }
+            _ => {}
+        }
+    }
+
+    pub fn handle_timeout(&mut self, now: SimTime, timer: Timer, out: &mut Outbox) {
+        if timer != Timer::SessionCheck {
+            return;
+        }
+        let timeout = SimTime::from_ms(self.config.broker_session_timeout_ms);
+        let expired: Vec<BrokerId> = self
+            .brokers
+            .iter()
+            .filter(|(_, s)| !s.fenced && now.since(s.last_heartbeat) > timeout)
+            .map(|(&b, _)| b)
+            .collect();
+        for b in expired {
+            if let Some(s) = self.brokers.get_mut(&b) {
+                s.fenced = true;
+            }
+            out.note(Note::BrokerFenced {
+                broker: b,
+                fenced: true,
+            });
+            self.remove_from_partitions(b, out);
+        }
+        out.timer_ms(SESSION_CHECK_MS, Timer::SessionCheck);
+    }
+
+    fn respond_heartbeat(&self, to: NodeId, broker_epoch: BrokerEpoch, out: &mut Outbox) {
+        let fenced = match to {
+            NodeId::Broker(b) => !self.unfenced(b),
+            _ => true,
+        };
+        out.send(
+            to,
+            Message::BrokerHeartbeatResponse {
+                broker_epoch,
+                fenced,
+                shutdown_ready: false,
+                partitions: if self.topic_created {
+                    self.partitions.clone()
+                } else {
+                    Vec::new()
+                },
+            },
+        );
+    }
+
+    fn publish(&self, changed: Vec<PartitionState>, out: &mut Outbox) {
+        if changed.is_empty() || !self.topic_created {
+            return;
+        }
+        for &b in self.brokers.keys() {
+            out.send(
+                NodeId::Broker(b),
+                Message::PartitionChange {
+                    states: changed.clone(),
+                },
+            );
+        }
+    }
+
+    /// A fenced broker leaves every ISR (unless it is the last member, which keeps the
+    /// partition's durability claim) and every leadership.
+    fn remove_from_partitions(&mut self, broker: BrokerId, out: &mut Outbox) {
+        if !self.topic_created {
+            return;
+        }
+        let mut changed = Vec::new();
+        for i in 0..self.partitions.len() {
+            let s = &self.partitions[i];
+            let in_isr = s.isr.contains(&broker);
+            let is_leader = s.leader == Some(broker);
+            if !in_isr && !is_leader {
+                continue;
+            }
+            let mut next = s.clone();
+            if in_isr && s.isr.len() > 1 {
+                next.isr.retain(|&b| b != broker);
+                out.note(Note::IsrChanged {
+                    partition: next.partition,
+                    isr: next.isr.clone(),
+                    shrink: true,
+                });
+            }
+            next.partition_epoch.0 += 1;
+            if is_leader {
+                self.elect(&mut next, out);
+            }
+            self.partitions[i] = next.clone();
+            changed.push(next);
+        }
+        self.publish(changed, out);
+    }
+
+    /// Choose a leader for `s` (whose leader is gone): the first unfenced ISR member in
+    /// replica order, else (only with `unclean.leader.election.enable`) any unfenced
+    /// replica, else none.
+    fn elect(&self, s: &mut PartitionState, out: &mut Outbox) {
+        let clean = s
+            .replicas
+            .iter()
+            .copied()
+            .find(|b| s.isr.contains(b) && self.unfenced(*b));
+        let (leader, unclean) = match clean {
+            Some(b) => (Some(b), false),
+            None if self.config.unclean_leader_election_enable => {
+                (s.replicas.iter().copied().find(|b| self.unfenced(*b)), true)
+            }
+            None => (None, false),
+        };
+        if let (Some(b), true) = (leader, unclean) {
+            s.isr = vec![b];
+        }
+        if leader.is_some() || s.leader.is_some() {
+            s.leader_epoch.0 += 1;
+        }
+        s.leader = leader;
+        out.note(Note::LeaderElected {
+            partition: s.partition,
+            leader,
+            epoch: s.leader_epoch,
+            isr: s.isr.clone(),
+            unclean: unclean && leader.is_some(),
+        });
+    }
+
+    fn on_broker_unfenced(&mut self, _broker: BrokerId, out: &mut Outbox) {
+        if !self.topic_created {
+            let all = (0..self.config.brokers).all(|b| self.unfenced(BrokerId(b)));
+            if all {
+                self.create_topic(out);
+            }
+            return;
+        }
+        let mut changed = Vec::new();
+        for i in 0..self.partitions.len() {
+            if self.partitions[i].leader.is_some() {
+                continue;
+            }
+            let mut next = self.partitions[i].clone();
+            self.elect(&mut next, out);
+            if next.leader.is_some() {
+                next.partition_epoch.0 += 1;
+                self.partitions[i] = next.clone();
+                changed.push(next);
+            }
+        }
+        self.publish(changed, out);
+    }
+
+    fn create_topic(&mut self, out: &mut Outbox) {
+        self.topic_created = true;
+        for s in &mut self.partitions {
+            s.leader = s.replicas.first().copied();
+            s.leader_epoch = Epoch(1);
+            s.partition_epoch = PartitionEpoch(1);
+            out.note(Note::LeaderElected {
+                partition: s.partition,
+                leader: s.leader,
+                epoch: s.leader_epoch,
+                isr: s.isr.clone(),
+                unclean: false,
+            });
+        }
+        self.publish(self.partitions.clone(), out);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn alter_partition(
+        &mut self,
+        broker: BrokerId,
+        broker_epoch: BrokerEpoch,
+        p: PartitionId,
+        leader_epoch: Epoch,
+        partition_epoch: PartitionEpoch,
+        new_isr: Vec<BrokerId>,
+        out: &mut Outbox,
+    ) -> Result<PartitionState, ErrorCode> {
+        let session_ok = self
+            .brokers
+            .get(&broker)
+            .is_some_and(|s| s.broker_epoch == broker_epoch);
+        if !session_ok {
+            return Err(ErrorCode::StaleBrokerEpoch);
+        }
+        let s = self
+            .partitions
+            .get(p.index())
+            .ok_or(ErrorCode::NotLeaderOrFollower)?;
+        if s.leader != Some(broker) {
+            return Err(ErrorCode::NotLeaderOrFollower);
+        }
+        if leader_epoch != s.leader_epoch {
+            return Err(ErrorCode::FencedLeaderEpoch);
+        }
+        if partition_epoch != s.partition_epoch {
+            return Err(ErrorCode::InvalidUpdateVersion);
+        }
+        if !new_isr.contains(&broker) || new_isr.iter().any(|b| !s.replicas.contains(b)) {
+            return Err(ErrorCode::InvalidUpdateVersion);
+        }
+        let added_fenced = new_isr
+            .iter()
+            .any(|b| !s.isr.contains(b) && !self.unfenced(*b));
+        if added_fenced {
+            return Err(ErrorCode::IneligibleReplica);
+        }
+        let mut next = s.clone();
+        let shrink = new_isr.len() < next.isr.len();
+        next.isr = new_isr;
+        next.partition_epoch.0 += 1;
+        out.note(Note::IsrChanged {
+            partition: p,
+            isr: next.isr.clone(),
+            shrink,
+        });
+        self.partitions[p.index()] = next.clone();
+        self.publish(vec![next.clone()], out);
+        Ok(next)
+    }
+
+    /// The controller's invariant: a leader is always in the ISR.
+    pub fn check_invariants(&self) {
+        for s in &self.partitions {
+            if let Some(l) = s.leader {
+                debug_assert!(
+                    s.isr.contains(&l),
+                    "{:?}: leader {l} not in ISR {:?}",
+                    s.partition,
+                    s.isr
+                );
+            }
+        }
+    }
+}

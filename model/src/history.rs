@@ -1,0 +1,47 @@
+//! Client operations as the clients see them, for the recorder. The simulator turns
+//! these into history lines (`../shared/design/history.md`) with index and time; the
+//! model only says what the client invoked and how it completed.
+
+use crate::types::{Offset, PartitionId, Value};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpKind {
+    Send,
+    Poll,
+    Assign,
+    Crash,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Invoke,
+    Ok,
+    Fail,
+    Info,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MicroOp {
+    /// A send; `offset` known only on an ok completion.
+    Send {
+        partition: PartitionId,
+        value: Value,
+        offset: Option<Offset>,
+    },
+    /// A poll; `reads` is `None` on invoke.
+    Poll {
+        reads: Option<Vec<(PartitionId, Vec<(Offset, Value)>)>>,
+    },
+}
+
+/// One history event of one client process.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HistoryEvent {
+    pub process: u64,
+    pub outcome: Outcome,
+    pub kind: OpKind,
+    pub mops: Vec<MicroOp>,
+    /// For `assign`: the partitions now assigned.
+    pub assigned: Vec<PartitionId>,
+    pub error: Option<&'static str>,
+}

@@ -1,0 +1,265 @@
+//! The scenarios of `scenarios.md` (faults and replication), each with its schedule and
+//! the anomalies its configuration allows.
+
+use crate::{Allowed, Draw, Fault, FaultEvent, LinkSet, Phases, Scenario, Target, Workload};
+use model::config::Config;
+use model::types::{PartitionId, SimTime};
+
+fn at(ms: u64, fault: Fault) -> FaultEvent {
+    FaultEvent {
+        at: SimTime::from_ms(ms),
+        fault,
+    }
+}
+
+fn phases(heal_ms: u64) -> Phases {
+    Phases {
+        heal_at: SimTime::from_ms(heal_ms),
+        stop_producers_at: SimTime::from_ms(heal_ms + 5_000),
+        // Long enough for a batch stuck in retries to hit delivery.timeout.ms (120 s).
+        deadline: SimTime::from_ms(heal_ms + 5_000 + 150_000),
+    }
+}
+
+fn random_partition(config: &Config, draw: &mut dyn Draw) -> PartitionId {
+    PartitionId(draw.below(u64::from(config.partitions)) as u32)
+}
+
+/// What a configuration that can lose committed data is allowed to show.
+fn data_loss(reason: &'static str) -> Vec<Allowed> {
+    [
+        "lost-write",
+        "unseen",
+        "inconsistent-offsets",
+        "duplicate",
+        "nonmonotonic-send",
+        "realtime-send-order",
+        "poll-skip",
+        "nonmonotonic-poll",
+        "committed-truncated",
+        "hw-regression",
+    ]
+    .into_iter()
+    .map(|kind| Allowed { kind, reason })
+    .collect()
+}
+
+/// Allowances that follow from the configuration itself, whatever the faults.
+fn config_allowances(config: &Config) -> Vec<Allowed> {
+    let mut v = Vec::new();
+    if config.unclean_leader_election_enable {
+        v.extend(data_loss(
+            "unclean.leader.election.enable=true: an out-of-sync replica may become leader and committed writes are lost (Jepsen 2013)",
+        ));
+    } else if config.acks != model::config::Acks::All {
+        v.extend(data_loss("acks=0/1: the leader acknowledges before followers have the write; a leader crash loses it"));
+    } else if config.min_insync_replicas < 2 {
+        v.extend(data_loss(
+            "min.insync.replicas=1: the last replica standing can acknowledge alone and lose the write in a crash (KIP-966)",
+        ));
+    }
+    if !config.enable_idempotence {
+        for kind in ["duplicate", "nonmonotonic-send", "realtime-send-order"] {
+            if !v.iter().any(|a: &Allowed| a.kind == kind) {
+                v.push(Allowed {
+                    kind,
+                    reason: "enable.idempotence=false: a retry after a lost response appends again, possibly after a later batch",
+                });
+            }
+        }
+    }
+    v
+}
+
+fn broker_failure(config: &Config, _: &Phases, draw: &mut dyn Draw) -> Vec<FaultEvent> {
+    // One broker down at a time (RF 3, min ISR 2 tolerates one), leaders preferred; the
+    // next crash waits for the restarted broker to rejoin the ISR.
+    let mut events = Vec::new();
+    let mut t = draw.between(3_000, 8_000);
+    while t < 35_000 {
+        let target = if draw.chance(3, 4) {
+            Target::LeaderOf(random_partition(config, draw))
+        } else {
+            Target::Broker(model::types::BrokerId(
+                draw.below(u64::from(config.brokers)) as u32,
+            ))
+        };
+        events.push(at(t, Fault::Crash(target)));
+        let down = draw.between(1_000, 14_000);
+        events.push(at(t + down, Fault::RestartAll));
+        t += down + draw.between(10_000, 16_000);
+    }
+    events
+}
+
+fn network_partition(config: &Config, _: &Phases, draw: &mut dyn Draw) -> Vec<FaultEvent> {
+    let mut events = Vec::new();
+    let mut t = draw.between(3_000, 6_000);
+    while t < 32_000 {
+        let p = random_partition(config, draw);
+        let (from, to, one_way) = match draw.below(4) {
+            // The leader alone against everyone (followers and controller).
+            0 => (LinkSet::LeaderOf(p), LinkSet::Rest, false),
+            // One way: the leader's messages are lost, it still hears the others.
+            1 => (LinkSet::LeaderOf(p), LinkSet::Rest, true),
+            // One way: the leader hears nothing, its own messages go through.
+            2 => (LinkSet::Rest, LinkSet::LeaderOf(p), true),
+            // The leader and one follower on the minority side, away from the controller.
+            _ => (LinkSet::LeaderAndFollowerOf(p), LinkSet::Rest, false),
+        };
+        events.push(at(t, Fault::Partition { from, to, one_way }));
+        let length = draw.between(10_000, 20_000);
+        events.push(at(t + length, Fault::HealNetwork));
+        t += length + draw.between(5_000, 10_000);
+    }
+    events
+}
+
+fn slow_follower(config: &Config, _: &Phases, draw: &mut dyn Draw) -> Vec<FaultEvent> {
+    let p = random_partition(config, draw);
+    let start = draw.between(3_000, 6_000);
+    let extra = config.replica_lag_time_max_ms + draw.between(2_000, 10_000);
+    vec![
+        at(
+            start,
+            Fault::SlowLinks(Target::FollowerOf(p, draw.below(2) as u32), extra),
+        ),
+        at(
+            start + config.replica_lag_time_max_ms + 12_000,
+            Fault::HealNetwork,
+        ),
+    ]
+}
+
+fn min_isr_unavailable(config: &Config, _: &Phases, draw: &mut dyn Draw) -> Vec<FaultEvent> {
+    let p = random_partition(config, draw);
+    let t = draw.between(5_000, 10_000);
+    let down = draw.between(12_000, 20_000);
+    vec![
+        at(t, Fault::Crash(Target::FollowerOf(p, 0))),
+        at(
+            t + draw.between(0, 500),
+            Fault::Crash(Target::FollowerOf(p, 1)),
+        ),
+        at(t + down, Fault::RestartAll),
+    ]
+}
+
+fn unclean_election(config: &Config, _: &Phases, draw: &mut dyn Draw) -> Vec<FaultEvent> {
+    // Cut the leader off from its followers (not from the controller) until the ISR
+    // shrinks to the leader alone; it keeps acknowledging; then it dies, and an
+    // out-of-sync follower is elected.
+    let p = random_partition(config, draw);
+    let t = draw.between(3_000, 6_000);
+    let shrink = config.replica_lag_time_max_ms + config.replica_lag_time_max_ms / 2 + 2_000;
+    let crash = t + shrink + draw.between(0, 3_000);
+    vec![
+        at(
+            t,
+            Fault::Partition {
+                from: LinkSet::LeaderOf(p),
+                to: LinkSet::FollowersOf(p),
+                one_way: false,
+            },
+        ),
+        at(crash, Fault::Crash(Target::LeaderOf(p))),
+        at(crash + 500, Fault::HealNetwork),
+        at(
+            crash + config.broker_session_timeout_ms + draw.between(5_000, 10_000),
+            Fault::RestartAll,
+        ),
+    ]
+}
+
+fn power_outage(_: &Config, _: &Phases, draw: &mut dyn Draw) -> Vec<FaultEvent> {
+    let t = draw.between(10_000, 30_000);
+    vec![
+        at(t, Fault::CrashAll),
+        at(t + draw.between(2_000, 10_000), Fault::RestartAll),
+    ]
+}
+
+fn unclean_config() -> Config {
+    let mut c = Config::default();
+    c.unclean_leader_election_enable = true;
+    // With min.insync.replicas=2 an ISR of one acknowledges nothing, so unclean
+    // election could only lose unacknowledged writes; the classic loss needs 1.
+    c.min_insync_replicas = 1;
+    // Shrink the ISR within the run (the default 30 s would need a longer phase).
+    c.replica_lag_time_max_ms = 10_000;
+    c
+}
+
+fn power_outage_allowed(config: &Config) -> Vec<Allowed> {
+    let mut v = data_loss("every broker crashes at once: unflushed tails are lost on every replica, beyond what replication tolerates");
+    for a in config_allowances(config) {
+        if !v.iter().any(|x| x.kind == a.kind) {
+            v.push(a);
+        }
+    }
+    v
+}
+
+/// Every scenario, in `--list-scenarios` order.
+pub fn all() -> Vec<Scenario> {
+    vec![
+        Scenario {
+            name: "broker-failure",
+            description: "random hard crashes and restarts of brokers, leaders included: failover from the ISR loses no acknowledged write",
+            config: Config::default(),
+            workload: Workload::default(),
+            phases: phases(40_000),
+            faults: broker_failure,
+            allowed: config_allowances,
+        },
+        Scenario {
+            name: "network-partition",
+            description: "the leader isolated from followers and controller, symmetric and one-way: it cannot ack alone, a new leader is elected, no split brain",
+            config: Config::default(),
+            workload: Workload::default(),
+            phases: phases(40_000),
+            faults: network_partition,
+            allowed: config_allowances,
+        },
+        Scenario {
+            name: "slow-follower",
+            description: "one follower's replication slowed past replica.lag.time.max.ms, then restored: ISR shrink and re-expansion",
+            config: Config::default(),
+            workload: Workload::default(),
+            phases: phases(55_000),
+            faults: slow_follower,
+            allowed: config_allowances,
+        },
+        Scenario {
+            name: "min-isr-unavailable",
+            description: "two of three replicas down: writes rejected with NOT_ENOUGH_REPLICAS (unavailability instead of loss)",
+            config: Config::default(),
+            workload: Workload::default(),
+            phases: phases(40_000),
+            faults: min_isr_unavailable,
+            allowed: config_allowances,
+        },
+        Scenario {
+            name: "unclean-election",
+            description: "ISR shrinks to the leader, the leader dies, unclean.leader.election.enable=true: committed writes lost (allowed, counted)",
+            config: unclean_config(),
+            workload: Workload::default(),
+            phases: phases(45_000),
+            faults: unclean_election,
+            allowed: config_allowances,
+        },
+        Scenario {
+            name: "power-outage",
+            description: "every broker crashes at once, losing unsynced tails: loss beyond the fault tolerance, but replicas never diverge",
+            config: Config::default(),
+            workload: Workload::default(),
+            phases: phases(40_000),
+            faults: power_outage,
+            allowed: power_outage_allowed,
+        },
+    ]
+}
+
+pub fn by_name(name: &str) -> Option<Scenario> {
+    all().into_iter().find(|s| s.name == name)
+}

@@ -1,0 +1,62 @@
+//! Faults as data: what the nemesis does and when.
+
+use model::types::{BrokerId, NodeId, PartitionId, SimTime};
+
+/// Whom a fault hits. `LeaderOf` is resolved when the fault fires, from the
+/// controller's current view (the leader may have moved since the schedule was drawn).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    Broker(BrokerId),
+    LeaderOf(PartitionId),
+    /// A follower (not the leader) of the partition: the `n`-th in replica order.
+    FollowerOf(PartitionId, u32),
+}
+
+/// A set of nodes for a network partition, resolved when the fault fires.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LinkSet {
+    Nodes(Vec<NodeId>),
+    /// The partition's leader.
+    LeaderOf(PartitionId),
+    /// The partition's leader and its first follower.
+    LeaderAndFollowerOf(PartitionId),
+    /// Every follower of the partition (replicas other than the leader).
+    FollowersOf(PartitionId),
+    /// Every node not in the other side.
+    Rest,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Hard crash: volatile state and the unsynced log tail are lost.
+    Crash(Target),
+    /// Clean shutdown: everything is flushed first, then the broker stops.
+    Shutdown(Target),
+    /// Restart every stopped broker matching the target (or this broker).
+    Restart(BrokerId),
+    /// Restart every broker that is down.
+    RestartAll,
+    /// Every broker crashes at once (power outage).
+    CrashAll,
+    /// The broker stops processing (GC-like stall) for `ms`, then resumes.
+    Pause(Target, u64),
+    /// Messages from `from` to `to` are dropped; `one_way` leaves `to -> from` working.
+    Partition {
+        from: LinkSet,
+        to: LinkSet,
+        one_way: bool,
+    },
+    /// Extra latency (ms) on the target's links to and from other brokers (replication
+    /// traffic; its controller session and clients are not slowed).
+    SlowLinks(Target, u64),
+    /// Fsync latency (ms) of the target's disk.
+    SlowDisk(Target, u64),
+    /// Remove every partition, slow link and slow disk.
+    HealNetwork,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FaultEvent {
+    pub at: SimTime,
+    pub fault: Fault,
+}

@@ -1,0 +1,105 @@
+//! Named scenarios: a cluster shape and configuration (Kafka's config names), a client
+//! workload, a fault schedule drawn from the seed, and the anomalies the configuration
+//! allows, each with its reason (`../shared/design/scenarios.md`).
+//!
+//! A scenario is data. The simulator draws the schedule through [`Draw`] from its fault
+//! stream, applies `--set` overrides to the config, then runs: a safety phase with
+//! faults, heal at `heal_at`, producers stop at `stop_producers_at`, then the drain
+//! phase reads every partition to its end and the liveness check must pass by
+//! `deadline`.
+
+mod catalogue;
+mod fault;
+
+pub use catalogue::{all, by_name};
+pub use fault::{Fault, FaultEvent, LinkSet, Target};
+
+use model::config::Config;
+use model::types::SimTime;
+
+/// Integer randomness for drawing a schedule (implemented by the simulator's fault stream).
+pub trait Draw {
+    /// Uniform in `0..n`, `n > 0`.
+    fn below(&mut self, n: u64) -> u64;
+    /// Uniform in `lo..=hi`.
+    fn between(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.below(hi - lo + 1)
+    }
+    /// True with probability `num/den`.
+    fn chance(&mut self, num: u64, den: u64) -> bool {
+        self.below(den) < num
+    }
+}
+
+/// The client side of a run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Workload {
+    /// Producer clients (each a KafkaProducer shared by `producer_threads` processes).
+    pub producers: u32,
+    pub producer_threads: u32,
+    /// Mean pause between one process's send operations, in ms.
+    pub send_interval_ms: u64,
+    /// Sends (micro-ops) per send operation, at most.
+    pub sends_per_op_max: u32,
+    /// Keyed (customer id hashed to a partition) or round-robin without a key.
+    pub keyed: bool,
+    pub customers: u32,
+    /// Assign-mode consumers; partitions are split among them round-robin.
+    pub consumers: u32,
+    /// Pause between a consumer's polls, in ms.
+    pub poll_interval_ms: u64,
+}
+
+impl Default for Workload {
+    fn default() -> Workload {
+        Workload {
+            producers: 2,
+            producer_threads: 2,
+            send_interval_ms: 40,
+            sends_per_op_max: 3,
+            keyed: true,
+            customers: 1000,
+            consumers: 2,
+            poll_interval_ms: 100,
+        }
+    }
+}
+
+/// An anomaly kind the scenario's configuration is allowed to show, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Allowed {
+    pub kind: &'static str,
+    pub reason: &'static str,
+}
+
+/// The phases of a run, in simulated time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Phases {
+    /// Faults happen before this; at this time everything is healed and restarted.
+    pub heal_at: SimTime,
+    /// Producers invoke no new operation after this.
+    pub stop_producers_at: SimTime,
+    /// The run must have converged and drained by this time, else `no-convergence`.
+    pub deadline: SimTime,
+}
+
+pub struct Scenario {
+    pub name: &'static str,
+    pub description: &'static str,
+    pub config: Config,
+    pub workload: Workload,
+    pub phases: Phases,
+    /// Draws the fault schedule (called once per run, with the fault stream).
+    pub faults: fn(&Config, &Phases, &mut dyn Draw) -> Vec<FaultEvent>,
+    /// Anomaly kinds allowed by this scenario for a given (final) configuration.
+    pub allowed: fn(&Config) -> Vec<Allowed>,
+}
+
+impl Scenario {
+    /// The fault schedule for this configuration and fault stream, sorted by time.
+    pub fn schedule(&self, config: &Config, draw: &mut dyn Draw) -> Vec<FaultEvent> {
+        let mut events = (self.faults)(config, &self.phases, draw);
+        events.sort_by_key(|e| e.at);
+        events
+    }
+}

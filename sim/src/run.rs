@@ -1,0 +1,280 @@
+//! One simulated run: the interface the CLI, sweeps and tests use.
+
+use std::collections::BTreeMap;
+
+/// What to run.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    pub scenario: String,
+    pub seed: u64,
+    /// Bug switch names (`--bug`), validated by [`crate::setup`].
+    pub bugs: Vec<String>,
+    /// `--set KEY=VALUE` overrides, in order.
+    pub sets: Vec<(String, String)>,
+    /// Keep the history lines (JSON Lines, `history.md`) in the result.
+    pub keep_history: bool,
+    /// Keep the trace lines in the result.
+    pub keep_trace: bool,
+}
+
+/// One anomaly, from the history checker or a broker monitor.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct RunAnomaly {
+    pub kind: String,
+    /// The partition key (e.g. `orders-0`), if the anomaly is about one.
+    pub partition: Option<String>,
+    pub detail: String,
+    /// History op indices (checker) or event indices (monitors) that prove it.
+    pub ops: Vec<u64>,
+    /// Allowed by the scenario's configuration (shown, but not a failure).
+    pub allowed: bool,
+}
+
+/// Protocol counts for the summary.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RunStats {
+    pub crashes: u64,
+    pub restarts: u64,
+    pub shutdowns: u64,
+    pub pauses: u64,
+    pub partitions: u64,
+    pub leader_elections: u64,
+    pub unclean_elections: u64,
+    pub isr_shrinks: u64,
+    pub isr_expands: u64,
+    pub truncations: u64,
+    pub messages_sent: u64,
+    pub messages_dropped: u64,
+    /// Simulated failover time per election that followed a leader loss, in ms
+    /// (from the moment the old leader went down to the new leader's election).
+    pub failover_ms: Vec<u64>,
+    /// Windows (ms) during which some partition had no leader.
+    pub unavailable_ms: Vec<u64>,
+    /// Human-readable fault timeline: (time ms, what happened).
+    pub timeline: Vec<(u64, String)>,
+}
+
+#[derive(Clone, Debug)]
+pub struct RunResult {
+    pub scenario: String,
+    pub seed: u64,
+    pub bugs: Vec<String>,
+    /// No forbidden anomaly.
+    pub ok: bool,
+    pub events: u64,
+    pub sim_time_ms: u64,
+    /// f -> outcome ("ok"/"fail"/"info") -> count of completed operations.
+    pub ops: BTreeMap<String, BTreeMap<String, u64>>,
+    pub anomalies: Vec<RunAnomaly>,
+    /// Hex of a 64-bit hash over every trace line (computed even when the trace is not kept).
+    pub trace_hash: String,
+    pub stats: RunStats,
+    /// The configuration's allowed anomaly kinds with reasons.
+    pub allowed: Vec<(String, String)>,
+    /// Key config values for the summary/report: (Kafka key, value).
+    pub config: Vec<(String, String)>,
+    pub history: Option<Vec<String>>,
+    pub trace: Option<Vec<String>>,
+}
+
+/// A problem with the request itself (exit 2): unknown scenario or bug, bad `--set`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SetupError(pub String);
+
+impl std::fmt::Display for SetupError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for SetupError {}
+
+/// Build the configuration a run would use: the scenario's, then `--bug`, then `--set`,
+/// validated. Every problem here is a usage error (exit 2).
+pub fn setup(
+    opts: &RunOptions,
+) -> Result<(scenarios::Scenario, model::config::Config), SetupError> {
+    let scenario = scenarios::by_name(&opts.scenario).ok_or_else(|| {
+        let names: Vec<&str> = scenarios::all().iter().map(|s| s.name).collect();
+        SetupError(format!(
+            "unknown scenario '{}' (known: {})",
+            opts.scenario,
+            names.join(", ")
+        ))
+    })?;
+    let mut config = scenario.config.clone();
+    for name in &opts.bugs {
+        let bug = model::bug::Bug::parse(name).ok_or_else(|| {
+            let names: Vec<&str> = model::bug::ALL_BUGS.iter().map(|b| b.1).collect();
+            SetupError(format!(
+                "unknown bug '{}' (known: {})",
+                name,
+                names.join(", ")
+            ))
+        })?;
+        config.bugs.insert(bug);
+    }
+    for (key, value) in &opts.sets {
+        config.set(key, value).map_err(|e| SetupError(e.0))?;
+    }
+    config
+        .validate()
+        .map_err(|e| SetupError(format!("impossible configuration: {e}")))?;
+    Ok((scenario, config))
+}
+
+/// Run one seed of one scenario. Deterministic: the same options give the same result,
+/// byte for byte (there is no wall time in it).
+pub fn run(opts: &RunOptions) -> Result<RunResult, SetupError> {
+    let (scenario, config) = setup(opts)?;
+    let mut fault_rng = crate::rng::SimRng::stream(opts.seed, crate::rng::Stream::Faults);
+    let faults = scenario.schedule(&config, &mut fault_rng);
+    let allowed = (scenario.allowed)(&config);
+    let mut world = crate::world::World::new(
+        opts.seed,
+        config.clone(),
+        &scenario.workload,
+        scenario.phases,
+        faults,
+        opts.keep_trace,
+    );
+    world.start();
+    while world.finished.is_none() {
+        if world.events >= crate::world::MAX_EVENTS {
+            world.finish(Err(format!(
+                "event cap of {} reached",
+                crate::world::MAX_EVENTS
+            )));
+            break;
+        }
+        if !world.step() {
+            world.finish(Err("the event queue ran dry".to_string()));
+        }
+    }
+    let mut anomalies = Vec::new();
+    if let Some(Err(why)) = &world.finished {
+        anomalies.push(RunAnomaly {
+            kind: "no-convergence".to_string(),
+            partition: None,
+            detail: format!(
+                "the cluster did not converge by {} ms of simulated time: {why}",
+                world.now().as_ms()
+            ),
+            ops: vec![world.events],
+            allowed: false,
+        });
+    }
+    let mut policy = checker::Policy::default();
+    for a in &allowed {
+        policy.allowed.insert(a.kind.to_string());
+    }
+    let report = checker::check(&world.recorder.ops, &policy);
+    for a in report.anomalies {
+        anomalies.push(RunAnomaly {
+            kind: a.kind,
+            partition: a.key,
+            detail: a.detail,
+            ops: a.ops,
+            allowed: a.allowed,
+        });
+    }
+    let monitor_anomalies = std::mem::replace(
+        &mut world.monitors,
+        crate::monitors::Monitors::new(Vec::new(), 0),
+    )
+    .into_anomalies();
+    for mut a in monitor_anomalies {
+        a.allowed = policy.allows(&a.kind);
+        anomalies.push(a);
+    }
+    anomalies.sort();
+    let ok = anomalies.iter().all(|a| a.allowed);
+    let history = opts.keep_history.then(|| {
+        world
+            .recorder
+            .ops
+            .iter()
+            .map(|o| o.to_json_line())
+            .collect()
+    });
+    Ok(RunResult {
+        scenario: opts.scenario.clone(),
+        seed: opts.seed,
+        bugs: opts.bugs.clone(),
+        ok,
+        events: world.events,
+        sim_time_ms: world.now().as_ms(),
+        ops: world.recorder.counts(),
+        anomalies,
+        trace_hash: format!("{:016x}", world.trace_hash()),
+        stats: std::mem::take(&mut world.stats),
+        allowed: allowed
+            .iter()
+            .map(|a| (a.kind.to_string(), a.reason.to_string()))
+            .collect(),
+        config: config_lines(&config),
+        history,
+        trace: world.trace.take(),
+    })
+}
+
+fn config_lines(c: &model::config::Config) -> Vec<(String, String)> {
+    let mut v = vec![
+        ("brokers".to_string(), c.brokers.to_string()),
+        (
+            "topic".to_string(),
+            format!(
+                "{} ({} partitions, replication.factor={})",
+                c.topic, c.partitions, c.replication_factor
+            ),
+        ),
+        ("acks".to_string(), c.acks.name().to_string()),
+        (
+            "min.insync.replicas".to_string(),
+            c.min_insync_replicas.to_string(),
+        ),
+        (
+            "unclean.leader.election.enable".to_string(),
+            c.unclean_leader_election_enable.to_string(),
+        ),
+        (
+            "enable.idempotence".to_string(),
+            c.enable_idempotence.to_string(),
+        ),
+        (
+            "replica.lag.time.max.ms".to_string(),
+            c.replica_lag_time_max_ms.to_string(),
+        ),
+        (
+            "broker.session.timeout.ms".to_string(),
+            c.broker_session_timeout_ms.to_string(),
+        ),
+    ];
+    if !c.bugs.is_empty() {
+        v.push((
+            "bugs".to_string(),
+            c.bugs
+                .iter()
+                .map(|b| b.name())
+                .collect::<Vec<_>>()
+                .join(","),
+        ));
+    }
+    v
+}
+
+/// `--list-scenarios`: (name, one-line description).
+pub fn scenario_list() -> Vec<(&'static str, &'static str)> {
+    scenarios::all()
+        .iter()
+        .map(|s| (s.name, s.description))
+        .collect()
+}
+
+/// `--list-bugs`: (name, source KIP/JIRA, description).
+pub fn bug_list() -> Vec<(&'static str, &'static str, &'static str)> {
+    model::bug::ALL_BUGS
+        .iter()
+        .map(|&(_, name, source, description)| (name, source, description))
+        .collect()
+}

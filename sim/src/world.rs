@@ -1,0 +1,890 @@
+//! The world: every node, the event queue, network, disk and nemesis, and the loop that
+//! drives them. One `World` is one run; nothing in it reads a wall clock or spawns a
+//! thread, so the same seed gives the same events in the same order.
+
+use crate::monitors::Monitors;
+use crate::network::{Network, NetworkConfig};
+use crate::queue::EventQueue;
+use crate::recorder::Recorder;
+use crate::rng::{SimRng, Stream};
+use crate::run::RunStats;
+use model::broker::Broker;
+use model::client::consumer::Consumer;
+use model::client::producer::{Producer, ProducerWorkload};
+use model::config::Config;
+use model::controller::Controller;
+use model::message::Message;
+use model::outbox::{DiskCompletion, DiskOp, Note, Outbox, Timer};
+use model::types::{BrokerEpoch, BrokerId, ClientId, NodeId, PartitionId, SimTime};
+use scenarios::{Fault, FaultEvent, LinkSet, Phases, Target, Workload};
+use std::collections::BTreeMap;
+
+/// Safety valve: a run that needs more events than this has not converged.
+pub const MAX_EVENTS: u64 = 20_000_000;
+/// How often the drain phase checks for convergence.
+const DRAIN_CHECK_MS: u64 = 100;
+
+enum Event {
+    Deliver {
+        from: NodeId,
+        to: NodeId,
+        incarnation: u64,
+        msg: Message,
+    },
+    Timer {
+        node: NodeId,
+        incarnation: u64,
+        timer: Timer,
+    },
+    Disk {
+        broker: BrokerId,
+        incarnation: u64,
+        completion: DiskCompletion,
+    },
+    Fault(usize),
+    Resume(BrokerId),
+    Heal,
+    StopProducers,
+    DrainCheck,
+}
+
+/// Per-node liveness bookkeeping.
+#[derive(Clone, Copy, Debug, Default)]
+struct NodeLife {
+    incarnation: u64,
+    down: bool,
+    paused_until: Option<SimTime>,
+}
+
+pub struct World {
+    pub config: Config,
+    now: SimTime,
+    queue: EventQueue<Event>,
+    network: Network,
+    disk_rng: SimRng,
+    disk_latency_us: BTreeMap<BrokerId, (u64, u64)>,
+    disk_last: BTreeMap<BrokerId, SimTime>,
+    pub brokers: Vec<Broker>,
+    broker_life: Vec<NodeLife>,
+    pub controller: Controller,
+    pub producers: Vec<Producer>,
+    pub consumers: Vec<Consumer>,
+    faults: Vec<FaultEvent>,
+    phases: Phases,
+    pub recorder: Recorder,
+    pub monitors: Monitors,
+    pub stats: RunStats,
+    pub events: u64,
+    trace_hash: u64,
+    pub trace: Option<Vec<String>>,
+    outbox: Outbox,
+    keys: Vec<String>,
+    /// Per partition: when its leader was lost (for failover time) / went offline.
+    leader_lost_at: BTreeMap<PartitionId, SimTime>,
+    offline_since: BTreeMap<PartitionId, SimTime>,
+    pub finished: Option<Result<(), String>>,
+    producers_stopped: bool,
+}
+
+fn mix(h: u64, x: u64) -> u64 {
+    (h ^ x).wrapping_mul(0x0100_0000_01B3).rotate_left(31) ^ 0x9E37_79B9_7F4A_7C15
+}
+
+fn mix_str(mut h: u64, s: &str) -> u64 {
+    for b in s.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01B3);
+    }
+    h
+}
+
+fn node_code(n: NodeId) -> u64 {
+    match n {
+        NodeId::Broker(b) => u64::from(b.0),
+        NodeId::Controller => 1 << 20,
+        NodeId::Client(c) => (2 << 20) + u64::from(c.0),
+    }
+}
+
+impl World {
+    pub fn new(
+        seed: u64,
+        config: Config,
+        workload: &Workload,
+        phases: Phases,
+        faults: Vec<FaultEvent>,
+        keep_trace: bool,
+    ) -> World {
+        let keys: Vec<String> = config.partition_table().iter().map(|s| s.key()).collect();
+        let mut disk_rng = SimRng::stream(seed, Stream::Disk);
+        let brokers: Vec<Broker> = (0..config.brokers)
+            .map(|b| Broker::new(BrokerId(b), &config))
+            .collect();
+        let disk_latency_us = (0..config.brokers)
+            .map(|b| {
+                let lo = disk_rng.between(500, 2_000);
+                (BrokerId(b), (lo, lo * 4))
+            })
+            .collect();
+        let total_threads =
+            u64::from(workload.producers * workload.producer_threads + workload.consumers);
+        let mut client_seeds = SimRng::stream(seed, Stream::Client);
+        let mut producers = Vec::new();
+        for i in 0..workload.producers {
+            let w = ProducerWorkload {
+                threads: workload.producer_threads,
+                send_interval_ms: workload.send_interval_ms,
+                sends_per_op_max: workload.sends_per_op_max,
+                keyed: workload.keyed,
+                customers: workload.customers,
+                value_stride: u64::from(workload.producers),
+                value_offset: u64::from(i),
+                process_base: u64::from(i * workload.producer_threads),
+                process_stride: total_threads,
+            };
+            producers.push(Producer::new(
+                ClientId(i),
+                &config,
+                w,
+                client_seeds.next_u64(),
+            ));
+        }
+        let mut consumers = Vec::new();
+        for j in 0..workload.consumers {
+            let assigned: Vec<PartitionId> = config
+                .partition_ids()
+                .filter(|p| p.0 % workload.consumers == j)
+                .collect();
+            let process = u64::from(workload.producers * workload.producer_threads + j);
+            consumers.push(Consumer::new(
+                ClientId(workload.producers + j),
+                &config,
+                assigned,
+                process,
+                workload.poll_interval_ms,
+                client_seeds.next_u64(),
+            ));
+        }
+        let network = Network::new(
+            NetworkConfig::default(),
+            SimRng::stream(seed, Stream::Network),
+        );
+        World {
+            controller: Controller::new(&config),
+            broker_life: vec![NodeLife::default(); brokers.len()],
+            brokers,
+            recorder: Recorder::new(keys.clone()),
+            monitors: Monitors::new(keys.clone(), config.min_insync_replicas),
+            config,
+            now: SimTime::ZERO,
+            queue: EventQueue::new(),
+            network,
+            disk_rng,
+            disk_latency_us,
+            disk_last: BTreeMap::new(),
+            producers,
+            consumers,
+            faults,
+            phases,
+            stats: RunStats::default(),
+            events: 0,
+            trace_hash: 0xcbf2_9ce4_8422_2325,
+            trace: keep_trace.then(Vec::new),
+            outbox: Outbox::default(),
+            keys,
+            leader_lost_at: BTreeMap::new(),
+            offline_since: BTreeMap::new(),
+            finished: None,
+            producers_stopped: false,
+        }
+    }
+
+    pub fn now(&self) -> SimTime {
+        self.now
+    }
+
+    pub fn trace_hash(&self) -> u64 {
+        self.trace_hash
+    }
+
+    fn trace_line(&mut self, line: impl FnOnce() -> String) {
+        if let Some(t) = self.trace.as_mut() {
+            t.push(format!("{} {}", self.now.0, line()));
+        }
+    }
+
+    /// Schedule the start of every node, the faults and the phases.
+    pub fn start(&mut self) {
+        self.with_outbox(NodeId::Controller, |w, out| {
+            w.controller.start(SimTime::ZERO, out)
+        });
+        for b in 0..self.brokers.len() {
+            self.start_broker(BrokerId(b as u32));
+        }
+        for i in 0..self.producers.len() {
+            let id = self.producers[i].id;
+            self.with_outbox(NodeId::Client(id), |w, out| {
+                w.producers[i].start(SimTime::ZERO, out)
+            });
+        }
+        for i in 0..self.consumers.len() {
+            let id = self.consumers[i].id;
+            self.with_outbox(NodeId::Client(id), |w, out| {
+                w.consumers[i].start(SimTime::ZERO, out)
+            });
+        }
+        for i in 0..self.faults.len() {
+            let at = self.faults[i].at;
+            self.queue.push(at, Event::Fault(i));
+        }
+        self.queue.push(self.phases.heal_at, Event::Heal);
+        self.queue
+            .push(self.phases.stop_producers_at, Event::StopProducers);
+    }
+
+    fn start_broker(&mut self, b: BrokerId) {
+        let life = &mut self.broker_life[b.0 as usize];
+        life.incarnation += 1;
+        life.down = false;
+        life.paused_until = None;
+        let epoch = BrokerEpoch(life.incarnation);
+        let now = self.now;
+        self.with_outbox(NodeId::Broker(b), |w, out| {
+            w.brokers[b.0 as usize].start(now, epoch, out)
+        });
+    }
+
+    fn incarnation(&self, node: NodeId) -> u64 {
+        match node {
+            NodeId::Broker(b) => self.broker_life[b.0 as usize].incarnation,
+            _ => 0,
+        }
+    }
+
+    fn is_down(&self, node: NodeId) -> bool {
+        match node {
+            NodeId::Broker(b) => self.broker_life[b.0 as usize].down,
+            _ => false,
+        }
+    }
+
+    /// Run a handler with the shared outbox, then carry out its effects.
+    fn with_outbox(&mut self, node: NodeId, f: impl FnOnce(&mut World, &mut Outbox)) {
+        let mut out = std::mem::take(&mut self.outbox);
+        out.clear();
+        f(self, &mut out);
+        self.apply(node, &mut out);
+        self.outbox = out;
+    }
+
+    fn apply(&mut self, node: NodeId, out: &mut Outbox) {
+        let incarnation = self.incarnation(node);
+        for (to, msg) in out.messages.drain(..) {
+            self.stats.messages_sent += 1;
+            match self.network.schedule(self.now, node, to) {
+                Some(at) => {
+                    let to_inc = self.incarnation(to);
+                    self.queue.push(
+                        at,
+                        Event::Deliver {
+                            from: node,
+                            to,
+                            incarnation: to_inc,
+                            msg,
+                        },
+                    );
+                }
+                None => self.stats.messages_dropped += 1,
+            }
+        }
+        for (delay, timer) in out.timers.drain(..) {
+            self.queue.push(
+                self.now.plus(delay),
+                Event::Timer {
+                    node,
+                    incarnation,
+                    timer,
+                },
+            );
+        }
+        for op in out.disk.drain(..) {
+            let NodeId::Broker(b) = node else { continue };
+            let DiskOp::Fsync { token } = op;
+            let (lo, hi) = self.disk_latency_us[&b];
+            let at = self
+                .now
+                .plus(SimTime::from_us(self.disk_rng.between(lo, hi)));
+            let at = at.max(self.disk_last.get(&b).copied().unwrap_or(SimTime::ZERO));
+            self.disk_last.insert(b, at);
+            self.queue.push(
+                at,
+                Event::Disk {
+                    broker: b,
+                    incarnation,
+                    completion: DiskCompletion::Fsynced { token },
+                },
+            );
+        }
+        for e in out.history.drain(..) {
+            self.recorder.record(self.now, &e);
+        }
+        let from = match node {
+            NodeId::Broker(b) => Some(b),
+            _ => None,
+        };
+        let notes: Vec<Note> = out.notes.drain(..).collect();
+        for n in notes {
+            self.on_note(from, &n);
+        }
+    }
+
+    fn on_note(&mut self, from: Option<BrokerId>, note: &Note) {
+        self.monitors.on_note(self.events, from, note);
+        let now = self.now;
+        match note {
+            Note::LeaderElected {
+                partition,
+                leader,
+                epoch,
+                unclean,
+                ..
+            } => {
+                if epoch.0 > 1 {
+                    self.stats.leader_elections += 1;
+                }
+                if *unclean {
+                    self.stats.unclean_elections += 1;
+                }
+                match leader {
+                    Some(_) => {
+                        if let Some(t) = self.leader_lost_at.remove(partition) {
+                            self.stats.failover_ms.push(now.since(t).as_ms());
+                        }
+                        if let Some(t) = self.offline_since.remove(partition) {
+                            self.stats.unavailable_ms.push(now.since(t).as_ms());
+                        }
+                    }
+                    None => {
+                        self.offline_since.entry(*partition).or_insert(now);
+                    }
+                }
+                let key = &self.keys[partition.index()];
+                let line = format!(
+                    "{key}: leader {} epoch {}{}",
+                    leader
+                        .map(|l| l.to_string())
+                        .unwrap_or_else(|| "none".into()),
+                    epoch.0,
+                    if *unclean { " (unclean)" } else { "" }
+                );
+                if epoch.0 > 1 {
+                    self.stats.timeline.push((now.as_ms(), line));
+                }
+            }
+            Note::IsrChanged { shrink, .. } => {
+                if *shrink {
+                    self.stats.isr_shrinks += 1;
+                } else {
+                    self.stats.isr_expands += 1;
+                }
+            }
+            Note::Truncated { .. } => self.stats.truncations += 1,
+            Note::BrokerFenced { .. } | Note::AckedAll { .. } => {}
+        }
+    }
+
+    /// Pop and handle one event. Returns false when the queue is empty.
+    pub fn step(&mut self) -> bool {
+        let Some((time, event)) = self.queue.pop() else {
+            return false;
+        };
+        debug_assert!(time >= self.now, "time never goes back");
+        self.now = time;
+        self.events += 1;
+        match event {
+            Event::Deliver {
+                from,
+                to,
+                incarnation,
+                msg,
+            } => self.deliver(from, to, incarnation, msg),
+            Event::Timer {
+                node,
+                incarnation,
+                timer,
+            } => self.fire_timer(node, incarnation, timer),
+            Event::Disk {
+                broker,
+                incarnation,
+                completion,
+            } => {
+                if self.defer_if_paused(NodeId::Broker(broker), || Event::Disk {
+                    broker,
+                    incarnation,
+                    completion,
+                }) {
+                    return true;
+                }
+                if incarnation == self.incarnation(NodeId::Broker(broker))
+                    && !self.is_down(NodeId::Broker(broker))
+                {
+                    self.hash_event(3, NodeId::Broker(broker), NodeId::Broker(broker), "fsync");
+                    let now = self.now;
+                    self.with_outbox(NodeId::Broker(broker), |w, out| {
+                        w.brokers[broker.0 as usize].handle_disk(now, completion, out)
+                    });
+                }
+            }
+            Event::Fault(i) => self.apply_fault(i),
+            Event::Resume(b) => {
+                let life = &mut self.broker_life[b.0 as usize];
+                if life.paused_until.is_some_and(|t| t <= self.now) {
+                    life.paused_until = None;
+                    self.trace_line(|| format!("resume {b}"));
+                }
+            }
+            Event::Heal => self.heal(),
+            Event::StopProducers => {
+                self.producers_stopped = true;
+                for p in &mut self.producers {
+                    p.stop();
+                }
+                self.queue
+                    .push(self.now.plus_ms(DRAIN_CHECK_MS), Event::DrainCheck);
+            }
+            Event::DrainCheck => self.drain_check(),
+        }
+        true
+    }
+
+    fn hash_event(&mut self, kind: u64, from: NodeId, to: NodeId, what: &str) {
+        let mut h = mix(self.trace_hash, self.now.0);
+        h = mix(h, kind);
+        h = mix(h, node_code(from));
+        h = mix(h, node_code(to));
+        self.trace_hash = mix_str(h, what);
+    }
+
+    /// A paused broker handles nothing until it resumes: push the event to then.
+    fn defer_if_paused(&mut self, node: NodeId, event: impl FnOnce() -> Event) -> bool {
+        let NodeId::Broker(b) = node else {
+            return false;
+        };
+        match self.broker_life[b.0 as usize].paused_until {
+            Some(until) if until > self.now => {
+                self.queue.push(until, event());
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn deliver(&mut self, from: NodeId, to: NodeId, incarnation: u64, msg: Message) {
+        if self.network.is_blocked(from, to) {
+            self.stats.messages_dropped += 1;
+            self.hash_event(4, from, to, msg.api());
+            self.trace_line(|| format!("drop {from}->{to} {} (partition)", msg.api()));
+            return;
+        }
+        if self.is_down(to) || incarnation != self.incarnation(to) {
+            self.stats.messages_dropped += 1;
+            self.hash_event(5, from, to, msg.api());
+            return;
+        }
+        if self.defer_if_paused(to, || Event::Deliver {
+            from,
+            to,
+            incarnation,
+            msg: msg.clone(),
+        }) {
+            return;
+        }
+        self.hash_event(1, from, to, msg.api());
+        if self.trace.is_some() {
+            self.trace_line(|| format!("deliver {from}->{to} {:?}", msg));
+        }
+        let now = self.now;
+        match to {
+            NodeId::Broker(b) => {
+                self.with_outbox(to, |w, out| {
+                    w.brokers[b.0 as usize].handle_message(now, from, msg, out)
+                });
+                self.after_broker(b);
+            }
+            NodeId::Controller => {
+                self.with_outbox(to, |w, out| {
+                    w.controller.handle_message(now, from, msg, out)
+                });
+                self.monitors
+                    .after_controller_event(self.events, &self.controller);
+            }
+            NodeId::Client(c) => self.client_message(c, from, msg),
+        }
+    }
+
+    fn after_broker(&mut self, b: BrokerId) {
+        let broker = &self.brokers[b.0 as usize];
+        self.monitors
+            .after_broker_event(self.events, broker, &self.brokers, &self.controller);
+    }
+
+    fn client_message(&mut self, c: ClientId, from: NodeId, msg: Message) {
+        let now = self.now;
+        let node = NodeId::Client(c);
+        let np = self.producers.len() as u32;
+        if c.0 < np {
+            self.with_outbox(node, |w, out| {
+                w.producers[c.0 as usize].handle_message(now, from, msg, out)
+            });
+        } else {
+            self.with_outbox(node, |w, out| {
+                w.consumers[(c.0 - np) as usize].handle_message(now, from, msg, out)
+            });
+        }
+    }
+
+    fn fire_timer(&mut self, node: NodeId, incarnation: u64, timer: Timer) {
+        if self.is_down(node) || incarnation != self.incarnation(node) {
+            return;
+        }
+        if self.defer_if_paused(node, || Event::Timer {
+            node,
+            incarnation,
+            timer,
+        }) {
+            return;
+        }
+        self.hash_event(2, node, node, "timer");
+        self.trace_line(|| format!("timer {node} {timer:?}"));
+        let now = self.now;
+        match node {
+            NodeId::Broker(b) => {
+                self.with_outbox(node, |w, out| {
+                    w.brokers[b.0 as usize].handle_timeout(now, timer, out)
+                });
+                self.after_broker(b);
+            }
+            NodeId::Controller => {
+                self.with_outbox(node, |w, out| w.controller.handle_timeout(now, timer, out));
+                self.monitors
+                    .after_controller_event(self.events, &self.controller);
+            }
+            NodeId::Client(c) => {
+                let np = self.producers.len() as u32;
+                if c.0 < np {
+                    self.with_outbox(node, |w, out| {
+                        w.producers[c.0 as usize].handle_timeout(now, timer, out)
+                    });
+                } else {
+                    self.with_outbox(node, |w, out| {
+                        w.consumers[(c.0 - np) as usize].handle_timeout(now, timer, out)
+                    });
+                }
+            }
+        }
+    }
+
+    // ---- the nemesis ----
+
+    fn resolve(&self, t: Target) -> Option<BrokerId> {
+        match t {
+            Target::Broker(b) => Some(b),
+            Target::LeaderOf(p) => self
+                .controller
+                .partitions
+                .get(p.index())
+                .and_then(|s| s.leader),
+            Target::FollowerOf(p, n) => {
+                let s = self.controller.partitions.get(p.index())?;
+                let followers: Vec<BrokerId> = s
+                    .replicas
+                    .iter()
+                    .copied()
+                    .filter(|&b| Some(b) != s.leader)
+                    .collect();
+                followers.get(n as usize % followers.len().max(1)).copied()
+            }
+        }
+    }
+
+    fn resolve_set(&self, set: &LinkSet, other: &[NodeId]) -> Vec<NodeId> {
+        match set {
+            LinkSet::Nodes(n) => n.clone(),
+            LinkSet::LeaderOf(p) => self
+                .resolve(Target::LeaderOf(*p))
+                .map(NodeId::Broker)
+                .into_iter()
+                .collect(),
+            LinkSet::LeaderAndFollowerOf(p) => {
+                let mut v: Vec<NodeId> = self
+                    .resolve(Target::LeaderOf(*p))
+                    .map(NodeId::Broker)
+                    .into_iter()
+                    .collect();
+                if let Some(f) = self.resolve(Target::FollowerOf(*p, 0)) {
+                    v.push(NodeId::Broker(f));
+                }
+                v
+            }
+            LinkSet::FollowersOf(p) => match self.controller.partitions.get(p.index()) {
+                Some(s) => s
+                    .replicas
+                    .iter()
+                    .copied()
+                    .filter(|&b| Some(b) != s.leader)
+                    .map(NodeId::Broker)
+                    .collect(),
+                None => Vec::new(),
+            },
+            LinkSet::Rest => {
+                let mut all: Vec<NodeId> = (0..self.brokers.len() as u32)
+                    .map(|b| NodeId::Broker(BrokerId(b)))
+                    .collect();
+                all.push(NodeId::Controller);
+                all.retain(|n| !other.contains(n));
+                all
+            }
+        }
+    }
+
+    /// The partitions a broker leads, per the controller (for failover timing).
+    fn mark_leader_lost(&mut self, b: BrokerId) {
+        for s in &self.controller.partitions {
+            if s.leader == Some(b) {
+                self.leader_lost_at.entry(s.partition).or_insert(self.now);
+            }
+        }
+    }
+
+    fn crash_broker(&mut self, b: BrokerId, clean: bool) {
+        let i = b.0 as usize;
+        if self.broker_life[i].down {
+            return;
+        }
+        self.mark_leader_lost(b);
+        if clean {
+            self.brokers[i].shutdown();
+            self.stats.shutdowns += 1;
+        } else {
+            self.brokers[i].crash();
+            self.stats.crashes += 1;
+        }
+        self.broker_life[i].down = true;
+        self.broker_life[i].incarnation += 1;
+        self.monitors.on_crash(b);
+    }
+
+    fn apply_fault(&mut self, i: usize) {
+        let fault = self.faults[i].fault.clone();
+        let now_ms = self.now.as_ms();
+        let text = match fault {
+            Fault::Crash(t) | Fault::Shutdown(t) => {
+                let clean = matches!(fault, Fault::Shutdown(_));
+                match self.resolve(t) {
+                    Some(b) if !self.broker_life[b.0 as usize].down => {
+                        self.crash_broker(b, clean);
+                        format!("{} {b}", if clean { "shutdown" } else { "crash" })
+                    }
+                    _ => return,
+                }
+            }
+            Fault::Restart(b) => {
+                if !self.broker_life[b.0 as usize].down {
+                    return;
+                }
+                self.stats.restarts += 1;
+                self.start_broker(b);
+                format!("restart {b}")
+            }
+            Fault::RestartAll => {
+                let down: Vec<BrokerId> = (0..self.brokers.len() as u32)
+                    .map(BrokerId)
+                    .filter(|b| self.broker_life[b.0 as usize].down)
+                    .collect();
+                if down.is_empty() {
+                    return;
+                }
+                for b in &down {
+                    self.stats.restarts += 1;
+                    self.start_broker(*b);
+                }
+                format!(
+                    "restart {}",
+                    down.iter()
+                        .map(|b| b.to_string())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                )
+            }
+            Fault::CrashAll => {
+                for b in 0..self.brokers.len() as u32 {
+                    self.crash_broker(BrokerId(b), false);
+                }
+                "power outage: every broker crashes".to_string()
+            }
+            Fault::Pause(t, ms) => {
+                let Some(b) = self.resolve(t) else { return };
+                let life = &mut self.broker_life[b.0 as usize];
+                if life.down {
+                    return;
+                }
+                let until = self.now.plus_ms(ms);
+                life.paused_until = Some(until);
+                self.queue.push(until, Event::Resume(b));
+                self.stats.pauses += 1;
+                format!("pause {b} for {ms} ms")
+            }
+            Fault::Partition { from, to, one_way } => {
+                let a = self.resolve_set(&from, &[]);
+                let b = self.resolve_set(&to, &a);
+                for &x in &a {
+                    for &y in &b {
+                        self.network.block(x, y);
+                        if !one_way {
+                            self.network.block(y, x);
+                        }
+                    }
+                }
+                self.stats.partitions += 1;
+                let names = |v: &[NodeId]| {
+                    v.iter()
+                        .map(|n| n.to_string())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                };
+                format!(
+                    "partition {} {} {}",
+                    names(&a),
+                    if one_way { "-/->" } else { "<-/->" },
+                    names(&b)
+                )
+            }
+            Fault::SlowLinks(t, ms) => {
+                let Some(b) = self.resolve(t) else { return };
+                self.network.set_slow(NodeId::Broker(b), ms);
+                format!("slow links of {b} (+{ms} ms)")
+            }
+            Fault::SlowDisk(t, ms) => {
+                let Some(b) = self.resolve(t) else { return };
+                self.disk_latency_us.insert(b, (ms * 1_000, ms * 1_000));
+                format!("slow disk on {b} ({ms} ms fsync)")
+            }
+            Fault::HealNetwork => {
+                self.network.heal();
+                "heal network".to_string()
+            }
+        };
+        self.trace_line(|| format!("fault {text}"));
+        self.hash_event(6, NodeId::Controller, NodeId::Controller, &text);
+        self.stats.timeline.push((now_ms, text));
+    }
+
+    /// End of the safety phase: heal the network, restart every stopped broker,
+    /// resume paused ones, restore disks.
+    fn heal(&mut self) {
+        self.network.heal();
+        for b in 0..self.brokers.len() {
+            let life = &mut self.broker_life[b];
+            life.paused_until = None;
+            if life.down {
+                self.stats.restarts += 1;
+                self.start_broker(BrokerId(b as u32));
+            }
+        }
+        self.stats.timeline.push((
+            self.now.as_ms(),
+            "heal: network healed, every broker up".to_string(),
+        ));
+        self.hash_event(7, NodeId::Controller, NodeId::Controller, "heal");
+    }
+
+    /// What still keeps the run from having converged, or `None` when it has: every
+    /// partition led, its ISR full, the leader's HW at its LEO, every follower caught up,
+    /// producers idle and consumers at the end of their partitions.
+    pub fn not_converged(&self) -> Option<String> {
+        if !self.controller.topic_created {
+            return Some("the topic was never created".into());
+        }
+        for s in &self.controller.partitions {
+            let key = &self.keys[s.partition.index()];
+            let Some(l) = s.leader else {
+                return Some(format!("{key} has no leader"));
+            };
+            if s.isr.len() != s.replicas.len() {
+                return Some(format!(
+                    "{key}: ISR {:?} is not the full replica set",
+                    s.isr.iter().map(|b| b.0).collect::<Vec<_>>()
+                ));
+            }
+            let r = &self.brokers[l.0 as usize].replicas[s.partition.index()];
+            if !r.is_leader() || r.leader_epoch() != Some(s.leader_epoch) {
+                return Some(format!(
+                    "{key}: {l} does not yet act as leader of epoch {}",
+                    s.leader_epoch.0
+                ));
+            }
+            let leo = r.log.log_end_offset();
+            if r.client_visible_high_watermark() != Some(leo) {
+                return Some(format!(
+                    "{key}: leader HW {} below LEO {leo}",
+                    r.high_watermark
+                ));
+            }
+            for &f in &s.replicas {
+                let fr = &self.brokers[f.0 as usize].replicas[s.partition.index()];
+                if fr.log.log_end_offset() != leo {
+                    return Some(format!(
+                        "{key}: replica {f} at {} of {leo}",
+                        fr.log.log_end_offset()
+                    ));
+                }
+            }
+            for c in &self.consumers {
+                if let Some(&pos) = c.positions.get(&s.partition) {
+                    if pos < leo {
+                        return Some(format!("{key}: consumer {} at {pos} of {leo}", c.id.0));
+                    }
+                }
+            }
+        }
+        if let Some(p) = self.producers.iter().find(|p| !p.is_idle()) {
+            return Some(format!(
+                "producer {} still has operations in flight",
+                p.id.0
+            ));
+        }
+        None
+    }
+
+    fn drain_check(&mut self) {
+        if self.now < self.phases.heal_at {
+            self.queue
+                .push(self.now.plus_ms(DRAIN_CHECK_MS), Event::DrainCheck);
+            return;
+        }
+        match self.not_converged() {
+            None => self.finish(Ok(())),
+            Some(_) if self.now < self.phases.deadline => {
+                self.queue
+                    .push(self.now.plus_ms(DRAIN_CHECK_MS), Event::DrainCheck);
+            }
+            Some(why) => self.finish(Err(why)),
+        }
+    }
+
+    /// End the run: complete what clients still have open, so the history is whole.
+    pub fn finish(&mut self, result: Result<(), String>) {
+        for i in 0..self.producers.len() {
+            let id = self.producers[i].id;
+            self.with_outbox(NodeId::Client(id), |w, out| w.producers[i].abandon(out));
+        }
+        for i in 0..self.consumers.len() {
+            let id = self.consumers[i].id;
+            self.with_outbox(NodeId::Client(id), |w, out| w.consumers[i].stop(out));
+        }
+        self.finished = Some(result);
+    }
+
+    pub fn producers_stopped(&self) -> bool {
+        self.producers_stopped
+    }
+}
