@@ -206,6 +206,8 @@ struct PendingInvoke {
     index: u64,
     /// For each key the invoke sends to: the highest acknowledged send at invoke time.
     acked_at_invoke: Vec<(KeyId, Option<Acked>)>,
+    /// The invoke asked to seek to the beginning (a writer may mark only the invoke).
+    seek_to_beginning: bool,
 }
 
 impl Analysis {
@@ -280,6 +282,12 @@ impl Analysis {
     }
 }
 
+/// The highest acknowledged send of `key` recorded at an invoke (sorted by key).
+fn acked_at(acked_at_invoke: &[(KeyId, Option<Acked>)], key: KeyId) -> Option<Acked> {
+    let found = acked_at_invoke.binary_search_by_key(&key, |&(acked_key, _)| acked_key);
+    found.ok().and_then(|position| acked_at_invoke[position].1)
+}
+
 /// Exact sizes of the big vectors, counted up front: growing them by doubling costs
 /// more (copies and fresh pages) than this extra pass over the lengths.
 struct Sizes {
@@ -315,7 +323,8 @@ impl Sizes {
                 sizes.read_records += records;
                 sizes.consumer_events += usize::from(records > 0);
             }
-            sizes.consumer_events += usize::from(op.f == F::Assign || op.seek_to_beginning);
+            sizes.consumer_events +=
+                usize::from(matches!(op.f, F::Assign | F::Subscribe) || op.seek_to_beginning);
         }
         sizes
     }
@@ -407,7 +416,11 @@ impl Builder {
             return;
         }
         let invoke = self.pending.remove(&op.process);
-        if op.seek_to_beginning
+        let seek = op.seek_to_beginning
+            || invoke
+                .as_ref()
+                .is_some_and(|invoke| invoke.seek_to_beginning);
+        if seek
             || (matches!(op.f, F::Assign | F::Subscribe)
                 && matches!(op.typ, OpType::Ok | OpType::Info))
         {
@@ -431,12 +444,16 @@ impl Builder {
                 acked_at_invoke.push((key, self.max_acked[key as usize]));
             }
         }
+        // Sorted by key for binary search: an operation may send to many keys.
+        acked_at_invoke.sort_unstable_by_key(|&(key, _)| key);
+        acked_at_invoke.dedup_by_key(|(key, _)| *key);
         self.pending.insert(
             op.process,
             PendingInvoke {
                 position,
                 index: op.index,
                 acked_at_invoke,
+                seek_to_beginning: op.seek_to_beginning,
             },
         );
     }
@@ -459,12 +476,9 @@ impl Builder {
                 Some(offset) if outcome != Outcome::Fail => self.value_id_at(key, *offset, value),
                 _ => self.value_id(key, value),
             };
-            let acked_before_invoke = acked_at_invoke.as_ref().and_then(|acked| {
-                acked
-                    .iter()
-                    .find(|(acked_key, _)| *acked_key == key)
-                    .and_then(|(_, acked)| *acked)
-            });
+            let acked_before_invoke = acked_at_invoke
+                .as_deref()
+                .and_then(|acked| acked_at(acked, key));
             self.analysis.sends.push(SendFacts {
                 key,
                 value,
@@ -534,6 +548,8 @@ impl Builder {
             }
         }
         let exempt_end = self.analysis.exempt_keys.len();
+        // Sorted for binary search by the sweep.
+        self.analysis.exempt_keys[exempt_start..exempt_end].sort_unstable();
         self.analysis.consumer_events.push(ConsumerEvent::Read {
             op: op.index,
             process: op.process,
@@ -558,11 +574,7 @@ impl Builder {
                 };
                 let key = self.key_id(key);
                 let value = self.value_id(key, value);
-                let acked_before_invoke = invoke
-                    .acked_at_invoke
-                    .iter()
-                    .find(|(acked_key, _)| *acked_key == key)
-                    .and_then(|(_, acked)| *acked);
+                let acked_before_invoke = acked_at(&invoke.acked_at_invoke, key);
                 self.analysis.sends.push(SendFacts {
                     key,
                     value,

@@ -154,10 +154,12 @@ pub enum Mop {
     },
     /// `["poll"]` on invoke; `["poll", {key: [[offset, value], ...]}]` on completion.
     /// Keys stay in the order written; records in the order the poll returned them.
-    Poll {
-        reads: Option<Vec<(String, Vec<(u64, Value)>)>>,
-    },
+    Poll { reads: Option<PollReads> },
 }
+
+/// What one poll returned: per key (in the order written), the `(offset, value)`
+/// records in the order returned. An alias, so `Vec` literals can be used directly.
+pub type PollReads = Vec<(String, Vec<(u64, Value)>)>;
 
 impl Mop {
     /// A send as invoked (offset not known yet).
@@ -184,7 +186,7 @@ impl Mop {
     }
 
     /// A poll as completed, with what it returned per key.
-    pub fn polled(reads: Vec<(String, Vec<(u64, Value)>)>) -> Self {
+    pub fn polled(reads: PollReads) -> Self {
         Mop::Poll { reads: Some(reads) }
     }
 }
@@ -293,18 +295,28 @@ struct PendingInvoke {
     index: u64,
 }
 
+/// The cross-line rules of `history.md`, checked one event at a time.
+#[derive(Default)]
+struct Sequence {
+    previous_time: Option<u64>,
+    pending: HashMap<u64, PendingInvoke>,
+    /// Processes that completed with `info`, and the line: a client continues under a
+    /// new process id after an `info`, so these never invoke again.
+    retired: HashMap<u64, usize>,
+}
+
 /// Reads a whole history line by line (never the whole file at once), parsing each
 /// line and validating the sequence: `index` counts 0, 1, 2, ... without gaps, `time`
 /// never decreases, every completion answers a pending invoke of its process with the
-/// same `f`, and no process invokes while it has an invoke pending. Blank lines are
-/// skipped (they still count for line numbers). Invokes still pending at the end are
-/// fine: those operations are in flight, i.e. `info`.
+/// same `f`, no process invokes while it has an invoke pending, and none invokes after
+/// completing with `info`. Blank lines are skipped (they still count for line
+/// numbers). Invokes still pending at the end are fine: those operations are in flight,
+/// i.e. `info`.
 pub fn read_history<R: BufRead>(mut reader: R) -> Result<Vec<Op>, InputError> {
     let mut ops = Vec::new();
     let mut buffer = String::new();
     let mut line_no = 0usize;
-    let mut pending: HashMap<u64, PendingInvoke> = HashMap::new();
-    let mut previous_time: Option<u64> = None;
+    let mut sequence = Sequence::default();
     loop {
         buffer.clear();
         line_no += 1;
@@ -320,9 +332,12 @@ pub fn read_history<R: BufRead>(mut reader: R) -> Result<Vec<Op>, InputError> {
             continue;
         }
         let op = parse_line(line, line_no)?;
-        let expected_index = ops.len() as u64;
-        check_sequence(&op, line_no, expected_index, previous_time, &mut pending)?;
-        previous_time = Some(op.time);
+        sequence
+            .admit(&op, line_no, ops.len() as u64)
+            .map_err(|message| InputError {
+                line: line_no,
+                message,
+            })?;
         ops.push(op);
     }
 }
@@ -335,37 +350,46 @@ fn read_error_message(error: &std::io::Error) -> String {
     }
 }
 
-/// The cross-line rules of `history.md`; see [`read_history`].
-fn check_sequence(
-    op: &Op,
-    line: usize,
-    expected_index: u64,
-    previous_time: Option<u64>,
-    pending: &mut HashMap<u64, PendingInvoke>,
-) -> Result<(), InputError> {
-    let fail = |message: String| Err(InputError { line, message });
-    if op.index != expected_index {
-        return fail(format!(
-            "index {} out of sequence: expected {expected_index} (indices count 0, 1, 2, ... without gaps)",
-            op.index
-        ));
-    }
-    if let Some(previous) = previous_time {
-        if op.time < previous {
-            return fail(format!(
-                "time {} is before the previous event's time {previous} (time never decreases)",
-                op.time
+impl Sequence {
+    /// Checks `op`, the event at `line` that should have index `expected_index`, and
+    /// records it.
+    fn admit(&mut self, op: &Op, line: usize, expected_index: u64) -> Result<(), String> {
+        if op.index != expected_index {
+            return Err(format!(
+                "index {} out of sequence: expected {expected_index} (indices count 0, 1, 2, ... without gaps)",
+                op.index
             ));
         }
+        if let Some(previous) = self.previous_time {
+            if op.time < previous {
+                return Err(format!(
+                    "time {} is before the previous event's time {previous} (time never decreases)",
+                    op.time
+                ));
+            }
+        }
+        self.previous_time = Some(op.time);
+        if op.typ == OpType::Invoke {
+            self.admit_invoke(op, line)
+        } else {
+            self.admit_completion(op, line)
+        }
     }
-    if op.typ == OpType::Invoke {
-        if let Some(open) = pending.get(&op.process) {
-            return fail(format!(
+
+    fn admit_invoke(&mut self, op: &Op, line: usize) -> Result<(), String> {
+        if let Some(open) = self.pending.get(&op.process) {
+            return Err(format!(
                 "invoke on process {} while its invoke at line {} (index {}) is still pending",
                 op.process, open.line, open.index
             ));
         }
-        pending.insert(
+        if let Some(info_line) = self.retired.get(&op.process) {
+            return Err(format!(
+                "invoke on process {}, which completed with info at line {info_line} (after an info the client continues under a new process id)",
+                op.process
+            ));
+        }
+        self.pending.insert(
             op.process,
             PendingInvoke {
                 f: op.f,
@@ -373,22 +397,30 @@ fn check_sequence(
                 index: op.index,
             },
         );
-        return Ok(());
+        Ok(())
     }
-    match pending.remove(&op.process) {
-        None => fail(format!(
-            "{} completion on process {} without a pending invoke",
-            op.typ.as_str(),
-            op.process
-        )),
-        Some(open) if open.f != op.f => fail(format!(
-            "completion has f \"{}\" but the pending invoke of process {} (line {}) has f \"{}\"",
-            op.f.as_str(),
-            op.process,
-            open.line,
-            open.f.as_str()
-        )),
-        Some(_) => Ok(()),
+
+    fn admit_completion(&mut self, op: &Op, line: usize) -> Result<(), String> {
+        let Some(open) = self.pending.remove(&op.process) else {
+            return Err(format!(
+                "{} completion on process {} without a pending invoke",
+                op.typ.as_str(),
+                op.process
+            ));
+        };
+        if open.f != op.f {
+            return Err(format!(
+                "completion has f \"{}\" but the pending invoke of process {} (line {}) has f \"{}\"",
+                op.f.as_str(),
+                op.process,
+                open.line,
+                open.f.as_str()
+            ));
+        }
+        if op.typ == OpType::Info {
+            self.retired.insert(op.process, line);
+        }
+        Ok(())
     }
 }
 
@@ -465,6 +497,18 @@ mod tests {
         assert_eq!(
             error_of(&format!("{INVOKE}\n{again}\n")),
             "line 2: invoke on process 1 while its invoke at line 1 (index 0) is still pending"
+        );
+    }
+
+    #[test]
+    fn a_process_never_invokes_again_after_info() {
+        let info = OK.replace("\"ok\"", "\"info\"");
+        let again = INVOKE
+            .replace("\"index\":0", "\"index\":2")
+            .replace("\"time\":5", "\"time\":7");
+        assert_eq!(
+            error_of(&format!("{INVOKE}\n{info}\n{again}\n")),
+            "line 3: invoke on process 1, which completed with info at line 2 (after an info the client continues under a new process id)"
         );
     }
 

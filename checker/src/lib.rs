@@ -24,7 +24,8 @@ use std::collections::BTreeSet;
 
 pub use anomaly::KINDS;
 pub use history::{
-    parse_line, read_history, write_history, InputError, Mop, Op, OpType, OpValue, Value, F,
+    parse_line, read_history, write_history, InputError, Mop, Op, OpType, OpValue, PollReads,
+    Value, F,
 };
 
 /// How many anomalies of one kind on one key a report lists; the last one listed says

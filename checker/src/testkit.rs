@@ -109,6 +109,10 @@ impl History {
         self.ops.last_mut().expect("the history has an event")
     }
 
+    pub fn ops_mut(&mut self) -> &mut [Op] {
+        &mut self.ops
+    }
+
     pub fn check(&self) -> Report {
         check(&self.ops, &Policy::default())
     }

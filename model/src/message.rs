@@ -22,6 +22,9 @@ pub enum ErrorCode {
     StaleBrokerEpoch,
     NotController,
     LeaderNotAvailable,
+    UnknownProducerId,
+    /// Client-side: the connection broke with the request in flight.
+    NetworkException,
 }
 
 impl ErrorCode {
@@ -41,6 +44,8 @@ impl ErrorCode {
             ErrorCode::StaleBrokerEpoch => "STALE_BROKER_EPOCH",
             ErrorCode::NotController => "NOT_CONTROLLER",
             ErrorCode::LeaderNotAvailable => "LEADER_NOT_AVAILABLE",
+            ErrorCode::NetworkException => "NETWORK_EXCEPTION",
+            ErrorCode::UnknownProducerId => "UNKNOWN_PRODUCER_ID",
         }
     }
 }
@@ -162,6 +167,13 @@ pub enum Message {
         /// `Ok(None)` is Kafka's UNDEFINED_EPOCH_OFFSET.
         result: Result<Option<(Epoch, Offset)>, ErrorCode>,
     },
+    /// Not a Kafka API: the network's word that the connection to `broker` broke (its
+    /// process died, or refused a connection). Requests in flight to it are lost; the
+    /// receiver fails them at once instead of waiting for its request timeout, as a
+    /// Kafka client does on a disconnect (NetworkException).
+    ConnectionClosed {
+        broker: BrokerId,
+    },
     // ---- clients ----
     MetadataRequest {
         correlation: u64,
@@ -196,6 +208,17 @@ pub struct FetchData {
 }
 
 impl Message {
+    /// Is this a request that expects a response (so a dead peer means a disconnect)?
+    pub fn is_request(&self) -> bool {
+        matches!(
+            self,
+            Message::Fetch { .. }
+                | Message::OffsetsForLeaderEpoch { .. }
+                | Message::MetadataRequest { .. }
+                | Message::Produce { .. }
+        )
+    }
+
     /// Short API name for traces.
     pub fn api(&self) -> &'static str {
         match self {
@@ -209,6 +232,7 @@ impl Message {
             Message::FetchResponse { .. } => "FetchResponse",
             Message::OffsetsForLeaderEpoch { .. } => "OffsetsForLeaderEpoch",
             Message::OffsetsForLeaderEpochResponse { .. } => "OffsetsForLeaderEpochResponse",
+            Message::ConnectionClosed { .. } => "ConnectionClosed",
             Message::MetadataRequest { .. } => "Metadata",
             Message::MetadataResponse { .. } => "MetadataResponse",
             Message::Produce { .. } => "Produce",

@@ -29,6 +29,9 @@ pub enum SequenceCheck {
     },
     /// A gap or an old batch outside the window.
     OutOfOrder,
+    /// The producer id is unknown and the batch does not start a sequence: the log
+    /// lost this producer's state (KIP-360's UNKNOWN_PRODUCER_ID).
+    UnknownProducer,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -43,7 +46,7 @@ impl ProducerStateTable {
             return if base == 0 {
                 SequenceCheck::Append
             } else {
-                SequenceCheck::OutOfOrder
+                SequenceCheck::UnknownProducer
             };
         };
         let last = count.saturating_sub(1) + base;
@@ -128,7 +131,7 @@ mod tests {
         );
         assert_eq!(t.check(p, 3, 1), SequenceCheck::OutOfOrder);
         assert_eq!(t.check(p, 2, 1), SequenceCheck::Append);
-        assert_eq!(t.check(ProducerId(2), 4, 1), SequenceCheck::OutOfOrder);
+        assert_eq!(t.check(ProducerId(2), 4, 1), SequenceCheck::UnknownProducer);
     }
 
     #[test]

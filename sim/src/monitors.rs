@@ -29,6 +29,8 @@ pub struct Monitors {
     /// Per (broker, partition): the leader epoch last seen in this incarnation.
     seen_epochs: BTreeMap<(BrokerId, usize), Epoch>,
     committed: Vec<Committed>,
+    /// (partition, broker, committed length) already reported as missing from an ISR member.
+    reported_missing: std::collections::BTreeSet<(usize, BrokerId, Offset)>,
     found: BTreeMap<&'static str, (u64, Vec<RunAnomaly>)>,
 }
 
@@ -41,6 +43,7 @@ impl Monitors {
             leaders: vec![BTreeMap::new(); n],
             seen_epochs: BTreeMap::new(),
             committed: (0..n).map(|_| Committed::default()).collect(),
+            reported_missing: std::collections::BTreeSet::new(),
             found: BTreeMap::new(),
         }
     }
@@ -147,9 +150,7 @@ impl Monitors {
                 self.keys[p], leader.id, hw, c.len
             );
             self.report("hw-regression", p, event, detail);
-            return;
-        }
-        if r.log.prefix_hash(c.len) != c.hash {
+        } else if r.log.prefix_hash(c.len) != c.hash {
             let detail = format!(
                 "{}: the leader {} does not hold the committed prefix of {} records: committed records were lost",
                 self.keys[p], leader.id, c.len
@@ -211,7 +212,8 @@ impl Monitors {
                 continue;
             }
             let r = &b.replicas[p];
-            if r.log.log_end_offset() < len || r.log.prefix_hash(len) != hash {
+            let missing = r.log.log_end_offset() < len || r.log.prefix_hash(len) != hash;
+            if missing && self.reported_missing.insert((p, m, len)) {
                 let detail = format!(
                     "{}: {} is in the ISR {:?} but no longer holds the {} committed records (its log ends at {})",
                     self.keys[p],

@@ -488,6 +488,10 @@ impl World {
         if self.is_down(to) || incarnation != self.incarnation(to) {
             self.stats.messages_dropped += 1;
             self.hash_event(5, from, to, msg.api());
+            if let (NodeId::Broker(b), true) = (to, msg.is_request()) {
+                // Connection refused: the sender learns at once.
+                self.send_disconnect(b, from);
+            }
             return;
         }
         if self.defer_if_paused(to, || Event::Deliver {
@@ -655,6 +659,16 @@ impl World {
         }
     }
 
+    /// Tell `to` that its connection to broker `b` broke (a process that dies closes
+    /// its sockets; the peers see the reset after a network delay).
+    fn send_disconnect(&mut self, b: BrokerId, to: NodeId) {
+        let from = NodeId::Broker(b);
+        if let Some(at) = self.network.schedule(self.now, from, to) {
+            let incarnation = self.incarnation(to);
+            self.queue.push(at, Event::Deliver { from, to, incarnation, msg: Message::ConnectionClosed { broker: b } });
+        }
+    }
+
     fn crash_broker(&mut self, b: BrokerId, clean: bool) {
         let i = b.0 as usize;
         if self.broker_life[i].down {
@@ -671,6 +685,14 @@ impl World {
         self.broker_life[i].down = true;
         self.broker_life[i].incarnation += 1;
         self.monitors.on_crash(b);
+        let peers: Vec<NodeId> = (0..self.brokers.len() as u32)
+            .filter(|&x| x != b.0)
+            .map(|x| NodeId::Broker(BrokerId(x)))
+            .chain((0..(self.producers.len() + self.consumers.len()) as u32).map(|c| NodeId::Client(ClientId(c))))
+            .collect();
+        for peer in peers {
+            self.send_disconnect(b, peer);
+        }
     }
 
     fn apply_fault(&mut self, i: usize) {

@@ -217,9 +217,8 @@ fn shards_cover_the_range_once() {
     assert_eq!(runs, 10);
 }
 
-// The next two depend on the real simulator validating `--set` (the temporary stub in
-// run.rs accepts any override); they are expected to fail until it lands, and are kept
-// here so that the integration shows it.
+// The next two test the simulator's own validation of `--set` (a `SetupError` from
+// `run::run`), not the CLI's: they fail against a stub `run` that accepts any override.
 
 #[test]
 fn impossible_min_insync_replicas_exits_2() {

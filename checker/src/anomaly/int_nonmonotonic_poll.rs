@@ -5,7 +5,7 @@
 //! `:nonmonotonic`). Records of one partition come back in log order, each once; an
 //! inversion or repeat inside one operation contradicts the log. Applies to every
 //! consumer except for keys in the operation's `rebalance_log`. Found by the shared
-//! [`poll_sweep`](super::poll_sweep).
+//! `poll_sweep`.
 
 use super::poll_sweep::PollJump;
 use crate::analysis::Analysis;

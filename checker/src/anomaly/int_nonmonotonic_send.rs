@@ -4,7 +4,7 @@
 //! Source: Jepsen's `jepsen.tests.kafka` (`int-send-skip+nonmonotonic-cases`,
 //! `:nonmonotonic`, "internal write contiguity"). The sends of one operation (a batch
 //! or a transaction) are appended in order. Found by the shared
-//! [`send_sweep`](super::send_sweep).
+//! `send_sweep`.
 
 use super::send_sweep::SendStep;
 use crate::analysis::Analysis;

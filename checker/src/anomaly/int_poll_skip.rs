@@ -6,7 +6,7 @@
 //! records, so a gap of observed values inside it is a broker or client bug. Applies to
 //! every consumer, subscribed or not, except for keys named in the operation's
 //! `rebalance_log` (their assignment changed mid-operation). Found by the shared
-//! [`poll_sweep`](super::poll_sweep).
+//! `poll_sweep`.
 
 use super::poll_sweep::PollJump;
 use super::skipped_between;

@@ -80,14 +80,13 @@ fn describe(
         extra => format!(" and {extra} more"),
     };
     let detail = format!(
-        "{} write(s) known to have happened on {} were never returned by any ok read, although {} read value {} at {}, at or after each of them: {}{more}. A consumer reads a partition in order, so reaching that offset means passing these records; the log lost them (e.g. acknowledged records truncated by a leader change). Sends: {}.",
+        "{} write(s) known to have happened on {} were never returned by any ok read, although {} read value {} at {}, at or after each of them: {}{more}. A consumer reads a partition in order, so reaching that offset means passing these records; the log lost them (e.g. acknowledged records truncated by a leader change).",
         lost.len(),
         key.name,
         op_list(&[bound.op]),
         key.value_of(bound.value),
         at_position(key, Some(bound.position)),
         examples.join(", "),
-        op_list(&ops[1..]),
     );
     Anomaly::new(KIND, &key.name, detail, ops)
 }

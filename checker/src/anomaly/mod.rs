@@ -2,13 +2,13 @@
 //!
 //! Each file opens with the anomaly's definition and its source, exports its `KIND`
 //! (the name in `shared/design/invariants.md`) and a `detect` function that reads the
-//! shared [`Analysis`](crate::analysis::Analysis) and appends one [`Anomaly`] per
+//! shared `Analysis` and appends one [`Anomaly`] per
 //! violation, with a detail paragraph and the ops that prove it. Consumer and producer
-//! order share one sweep each ([`poll_sweep`], [`send_sweep`]), which finds the
+//! order share one sweep each (`poll_sweep`, `send_sweep`), which finds the
 //! out-of-order steps; the files decide which steps are their anomaly.
 //!
 //! To add an anomaly: a new file with `KIND` and `detect`, a line in [`KINDS`], a call
-//! in [`detect_all`], and tests beside it (one history that has it, one near miss).
+//! in `detect_all`, and tests beside it (one history that has it, one near miss).
 
 pub mod duplicate;
 pub mod inconsistent_offsets;

@@ -6,7 +6,7 @@
 //! forward, so re-reading a record (or an earlier one) means the broker or client moved
 //! the position back, e.g. a fetch served from a stale replica after a leader change.
 //! As for `poll-skip`, only processes that never subscribed are held to it. Found by the
-//! shared [`poll_sweep`](super::poll_sweep).
+//! shared `poll_sweep`.
 
 use super::poll_sweep::PollJump;
 use crate::analysis::Analysis;
@@ -74,6 +74,23 @@ mod tests {
         history.poll_ok(2, "k-0", &[(0, 10), (1, 11)]);
         history.poll_ok(2, "k-0", &[(0, 10)]);
         history.last_mut().seek_to_beginning = true;
+        assert!(history.check().anomalies.is_empty());
+    }
+
+    #[test]
+    fn a_seek_marked_only_on_the_invoke_also_resets() {
+        let mut history = History::new();
+        history.send(1, OpType::Ok, "k-0", 10, Some(0));
+        history.assign(2, &["k-0"]);
+        history.poll_ok(2, "k-0", &[(0, 10)]);
+        let again = history.poll_ok(2, "k-0", &[(0, 10)]);
+        assert_eq!(
+            history.check().summary().len(),
+            1,
+            "a re-read without a seek"
+        );
+        // Mark only the invoke of the second poll (a seek, then the poll).
+        history.ops_mut()[(again - 1) as usize].seek_to_beginning = true;
         assert!(history.check().anomalies.is_empty());
     }
 

@@ -6,7 +6,7 @@
 //! promises per-partition ordering for one producer (with idempotence, even across
 //! retries: KIP-98's sequence numbers). "Later" is history order of completions; both
 //! sends are placed by the version order. Found by the shared
-//! [`send_sweep`](super::send_sweep).
+//! `send_sweep`.
 
 use super::send_sweep::SendStep;
 use crate::analysis::Analysis;

@@ -7,7 +7,7 @@
 //! markers are not records). Only processes that never subscribed are held to this:
 //! a group consumer may legally jump across a rebalance (the previous owner committed
 //! further), which is what `history.md` says the checker may assume. An assign or seek
-//! in between resets the comparison. Found by the shared [`poll_sweep`](super::poll_sweep).
+//! in between resets the comparison. Found by the shared `poll_sweep`.
 
 use super::poll_sweep::PollJump;
 use super::skipped_between;

@@ -82,7 +82,7 @@ pub(crate) fn sweep(analysis: &Analysis) -> Vec<PollJump> {
                     let Some(previous) = previous else {
                         continue;
                     };
-                    if exempt.contains(&record.key) {
+                    if exempt.binary_search(&record.key).is_ok() {
                         continue;
                     }
                     let jump = PollJump {

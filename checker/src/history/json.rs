@@ -6,14 +6,17 @@
 //! client wrote them, so the checker parses into this small tree instead. serde_json's
 //! recursion limit still applies, so deep nesting is an error, not a stack overflow.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
 /// One parsed JSON value. Integers are split by sign so that offsets (`u64`) and
-/// values (`i64`) can both be taken without loss.
+/// values (`i64`) can both be taken without loss. Strings without escapes borrow from
+/// the line: most of a history line is member names and keys, and allocating each
+/// one would be most of the reading time.
 #[derive(Debug)]
-pub(crate) enum Json {
+pub(crate) enum Json<'a> {
     Null,
     Bool(bool),
     /// A negative integer.
@@ -22,13 +25,13 @@ pub(crate) enum Json {
     Unsigned(u64),
     /// A number with a fraction or exponent (never valid in a history).
     Float,
-    Str(String),
-    Array(Vec<Json>),
+    Str(Cow<'a, str>),
+    Array(Vec<Json<'a>>),
     /// Members in the order written; duplicates are kept for the caller to reject.
-    Object(Vec<(String, Json)>),
+    Object(Vec<(Cow<'a, str>, Json<'a>)>),
 }
 
-impl Json {
+impl Json<'_> {
     /// A short name of the JSON type, for error messages.
     pub(crate) fn type_name(&self) -> &'static str {
         match self {
@@ -43,9 +46,41 @@ impl Json {
     }
 }
 
-impl<'de> Deserialize<'de> for Json {
+impl<'de> Deserialize<'de> for Json<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         deserializer.deserialize_any(JsonVisitor)
+    }
+}
+
+/// An object member name, borrowed when it has no escapes. (serde's own `Cow<str>`
+/// always allocates.)
+struct Name<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Name<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_str(NameVisitor)
+    }
+}
+
+struct NameVisitor;
+
+impl<'de> Visitor<'de> for NameVisitor {
+    type Value = Name<'de>;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("a member name")
+    }
+
+    fn visit_borrowed_str<E>(self, value: &'de str) -> Result<Name<'de>, E> {
+        Ok(Name(Cow::Borrowed(value)))
+    }
+
+    fn visit_str<E>(self, value: &str) -> Result<Name<'de>, E> {
+        Ok(Name(Cow::Owned(value.to_owned())))
+    }
+
+    fn visit_string<E>(self, value: String) -> Result<Name<'de>, E> {
+        Ok(Name(Cow::Owned(value)))
     }
 }
 
@@ -55,62 +90,66 @@ struct JsonVisitor;
 const RESERVE_MAX: usize = 64;
 
 impl<'de> Visitor<'de> for JsonVisitor {
-    type Value = Json;
+    type Value = Json<'de>;
 
     fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         formatter.write_str("any JSON value")
     }
 
-    fn visit_bool<E>(self, value: bool) -> Result<Json, E> {
+    fn visit_bool<E>(self, value: bool) -> Result<Json<'de>, E> {
         Ok(Json::Bool(value))
     }
 
-    fn visit_i64<E>(self, value: i64) -> Result<Json, E> {
+    fn visit_i64<E>(self, value: i64) -> Result<Json<'de>, E> {
         Ok(match u64::try_from(value) {
             Ok(unsigned) => Json::Unsigned(unsigned),
             Err(_) => Json::Negative(value),
         })
     }
 
-    fn visit_u64<E>(self, value: u64) -> Result<Json, E> {
+    fn visit_u64<E>(self, value: u64) -> Result<Json<'de>, E> {
         Ok(Json::Unsigned(value))
     }
 
-    fn visit_f64<E>(self, _value: f64) -> Result<Json, E> {
+    fn visit_f64<E>(self, _value: f64) -> Result<Json<'de>, E> {
         Ok(Json::Float)
     }
 
-    fn visit_str<E>(self, value: &str) -> Result<Json, E> {
-        Ok(Json::Str(value.to_owned()))
+    fn visit_borrowed_str<E>(self, value: &'de str) -> Result<Json<'de>, E> {
+        Ok(Json::Str(Cow::Borrowed(value)))
     }
 
-    fn visit_string<E>(self, value: String) -> Result<Json, E> {
-        Ok(Json::Str(value))
+    fn visit_str<E>(self, value: &str) -> Result<Json<'de>, E> {
+        Ok(Json::Str(Cow::Owned(value.to_owned())))
     }
 
-    fn visit_unit<E>(self) -> Result<Json, E> {
+    fn visit_string<E>(self, value: String) -> Result<Json<'de>, E> {
+        Ok(Json::Str(Cow::Owned(value)))
+    }
+
+    fn visit_unit<E>(self) -> Result<Json<'de>, E> {
         Ok(Json::Null)
     }
 
-    fn visit_none<E>(self) -> Result<Json, E> {
+    fn visit_none<E>(self) -> Result<Json<'de>, E> {
         Ok(Json::Null)
     }
 
-    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Json, D::Error> {
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Json<'de>, D::Error> {
         Json::deserialize(deserializer)
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Json, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Json<'de>, A::Error> {
         let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(RESERVE_MAX));
-        while let Some(item) = seq.next_element::<Json>()? {
+        while let Some(item) = seq.next_element::<Json<'de>>()? {
             items.push(item);
         }
         Ok(Json::Array(items))
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Json, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Json<'de>, A::Error> {
         let mut members = Vec::with_capacity(map.size_hint().unwrap_or(0).min(RESERVE_MAX));
-        while let Some((name, value)) = map.next_entry::<String, Json>()? {
+        while let Some((Name(name), value)) = map.next_entry::<Name<'de>, Json<'de>>()? {
             members.push((name, value));
         }
         Ok(Json::Object(members))
@@ -128,7 +167,7 @@ mod tests {
         let Json::Object(members) = parsed else {
             panic!("expected an object");
         };
-        let names: Vec<&str> = members.iter().map(|(name, _)| name.as_str()).collect();
+        let names: Vec<&str> = members.iter().map(|(name, _)| name.as_ref()).collect();
         assert_eq!(names, ["b", "a", "c"]);
         assert!(matches!(members[1].1, Json::Negative(-2)));
     }

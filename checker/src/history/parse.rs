@@ -5,6 +5,8 @@
 //! broken histories. Unknown fields are ignored so other tools may add their own, and an
 //! optional field that is JSON `null` counts as absent.
 
+use std::borrow::Cow;
+
 use super::json::Json;
 use super::{InputError, Mop, Op, OpType, OpValue, Value, F};
 
@@ -75,30 +77,33 @@ fn describe_json_error(error: &serde_json::Error) -> String {
 }
 
 /// The members of the line's object, taken out one by one.
-struct Fields {
-    members: Vec<(String, Json)>,
+struct Fields<'a> {
+    members: Vec<(Cow<'a, str>, Json<'a>)>,
 }
 
-impl Fields {
-    fn new(members: Vec<(String, Json)>) -> Result<Self, String> {
+impl<'a> Fields<'a> {
+    fn new(members: Vec<(Cow<'a, str>, Json<'a>)>) -> Result<Self, String> {
         if let Some(name) = first_duplicate(&members) {
             return Err(format!("duplicate field \"{name}\""));
         }
         Ok(Fields { members })
     }
 
-    fn take(&mut self, name: &str) -> Option<Json> {
-        let position = self.members.iter().position(|(member, _)| member == name)?;
+    fn take(&mut self, name: &str) -> Option<Json<'a>> {
+        let position = self
+            .members
+            .iter()
+            .position(|(member, _)| member.as_ref() == name)?;
         Some(self.members.swap_remove(position).1)
     }
 
-    fn required(&mut self, name: &str) -> Result<Json, String> {
+    fn required(&mut self, name: &str) -> Result<Json<'a>, String> {
         self.take(name)
             .ok_or_else(|| format!("expected field \"{name}\""))
     }
 
     /// A present field whose value is `null` counts as absent.
-    fn optional(&mut self, name: &str) -> Option<Json> {
+    fn optional(&mut self, name: &str) -> Option<Json<'a>> {
         match self.take(name) {
             None | Some(Json::Null) => None,
             Some(json) => Some(json),
@@ -115,8 +120,8 @@ impl Fields {
 
 /// The first name that occurs twice, if any. Sorting keeps this O(n log n) even for a
 /// hostile line with a huge object.
-fn first_duplicate(members: &[(String, Json)]) -> Option<&str> {
-    let mut names: Vec<&str> = members.iter().map(|(name, _)| name.as_str()).collect();
+fn first_duplicate<'m>(members: &'m [(Cow<'_, str>, Json<'_>)]) -> Option<&'m str> {
+    let mut names: Vec<&str> = members.iter().map(|(name, _)| name.as_ref()).collect();
     names.sort_unstable();
     names
         .windows(2)
@@ -124,17 +129,18 @@ fn first_duplicate(members: &[(String, Json)]) -> Option<&str> {
         .map(|pair| pair[0])
 }
 
-fn named<T>(json: Json, field: &str, from_name: fn(&str) -> Option<T>) -> Result<T, String> {
+fn named<T>(json: Json<'_>, field: &str, from_name: fn(&str) -> Option<T>) -> Result<T, String> {
     let Json::Str(name) = json else {
         return Err(format!(
             "field \"{field}\" must be a string, found {}",
             json.type_name()
         ));
     };
-    from_name(&name).ok_or_else(|| format!("field \"{field}\" has unknown value \"{name}\""))
+    from_name(name.as_ref())
+        .ok_or_else(|| format!("field \"{field}\" has unknown value \"{name}\""))
 }
 
-fn unsigned(json: Json, what: &str) -> Result<u64, String> {
+fn unsigned(json: Json<'_>, what: &str) -> Result<u64, String> {
     match json {
         Json::Unsigned(number) => Ok(number),
         Json::Negative(number) => Err(format!("{what} must not be negative, found {number}")),
@@ -145,7 +151,7 @@ fn unsigned(json: Json, what: &str) -> Result<u64, String> {
     }
 }
 
-fn signed(json: Json, what: &str) -> Result<i64, String> {
+fn signed(json: Json<'_>, what: &str) -> Result<i64, String> {
     match json {
         Json::Negative(number) => Ok(number),
         Json::Unsigned(number) => i64::try_from(number)
@@ -157,9 +163,9 @@ fn signed(json: Json, what: &str) -> Result<i64, String> {
     }
 }
 
-fn string(json: Json, what: &str) -> Result<String, String> {
+fn string(json: Json<'_>, what: &str) -> Result<String, String> {
     match json {
-        Json::Str(text) => Ok(text),
+        Json::Str(text) => Ok(text.into_owned()),
         other => Err(format!(
             "{what} must be a string, found {}",
             other.type_name()
@@ -167,7 +173,7 @@ fn string(json: Json, what: &str) -> Result<String, String> {
     }
 }
 
-fn array(json: Json, what: &str) -> Result<Vec<Json>, String> {
+fn array<'a>(json: Json<'a>, what: &str) -> Result<Vec<Json<'a>>, String> {
     match json {
         Json::Array(items) => Ok(items),
         other => Err(format!(
@@ -177,7 +183,7 @@ fn array(json: Json, what: &str) -> Result<Vec<Json>, String> {
     }
 }
 
-fn object(json: Json, what: &str) -> Result<Vec<(String, Json)>, String> {
+fn object<'a>(json: Json<'a>, what: &str) -> Result<Vec<(Cow<'a, str>, Json<'a>)>, String> {
     match json {
         Json::Object(members) => {
             if let Some(name) = first_duplicate(&members) {
@@ -192,7 +198,7 @@ fn object(json: Json, what: &str) -> Result<Vec<(String, Json)>, String> {
     }
 }
 
-fn string_array(json: Json, what: &str) -> Result<Vec<String>, String> {
+fn string_array(json: Json<'_>, what: &str) -> Result<Vec<String>, String> {
     array(json, what)?
         .into_iter()
         .map(|item| string(item, &format!("every element of {what}")))
@@ -200,22 +206,20 @@ fn string_array(json: Json, what: &str) -> Result<Vec<String>, String> {
 }
 
 /// `{key: offset, ...}` in the order written.
-fn offset_map(json: Json, what: &str) -> Result<Vec<(String, u64)>, String> {
+fn offset_map(json: Json<'_>, what: &str) -> Result<Vec<(String, u64)>, String> {
     object(json, what)?
         .into_iter()
         .map(|(key, offset)| {
-            Ok((
-                key.clone(),
-                unsigned(offset, &format!("{what}[\"{key}\"]"))?,
-            ))
+            let offset = unsigned(offset, &format!("{what}[\"{key}\"]"))?;
+            Ok((key.into_owned(), offset))
         })
         .collect()
 }
 
 /// A record value: an integer that fits `i64`, or a string.
-fn record_value(json: Json, what: &str) -> Result<Value, String> {
+fn record_value(json: Json<'_>, what: &str) -> Result<Value, String> {
     match json {
-        Json::Str(text) => Ok(Value::Str(text)),
+        Json::Str(text) => Ok(Value::Str(text.into_owned())),
         Json::Negative(number) => Ok(Value::Int(number)),
         Json::Unsigned(number) => i64::try_from(number).map(Value::Int).map_err(|_| {
             format!("{what} {number} is out of range (values are 64-bit signed integers)")
@@ -228,7 +232,7 @@ fn record_value(json: Json, what: &str) -> Result<Value, String> {
 }
 
 /// The `value` field, whose shape `f` decides. `null` is accepted for every `f`.
-fn parse_op_value(f: F, json: Json) -> Result<OpValue, String> {
+fn parse_op_value(f: F, json: Json<'_>) -> Result<OpValue, String> {
     if let Json::Null = json {
         return Ok(OpValue::Null);
     }
@@ -256,10 +260,10 @@ fn parse_op_value(f: F, json: Json) -> Result<OpValue, String> {
 
 /// `f: "send"` holds only sends and `f: "poll"` only polls (history.md); `txn` mixes.
 fn check_mop_allowed(f: F, mop: &Mop, position: usize) -> Result<(), String> {
-    let allowed = match (f, mop) {
-        (F::Send, Mop::Poll { .. }) | (F::Poll, Mop::Send { .. }) => false,
-        _ => true,
-    };
+    let allowed = !matches!(
+        (f, mop),
+        (F::Send, Mop::Poll { .. }) | (F::Poll, Mop::Send { .. })
+    );
     if allowed {
         Ok(())
     } else {
@@ -274,7 +278,7 @@ fn check_mop_allowed(f: F, mop: &Mop, position: usize) -> Result<(), String> {
     }
 }
 
-fn parse_mop(json: Json) -> Result<Mop, String> {
+fn parse_mop(json: Json<'_>) -> Result<Mop, String> {
     let mut items = array(json, "a micro-op")?.into_iter();
     let name = match items.next() {
         Some(Json::Str(name)) => name,
@@ -286,8 +290,8 @@ fn parse_mop(json: Json) -> Result<Mop, String> {
         }
         None => return Err("a micro-op must not be empty".to_owned()),
     };
-    let rest: Vec<Json> = items.collect();
-    match name.as_str() {
+    let rest: Vec<Json<'_>> = items.collect();
+    match name.as_ref() {
         "send" => parse_send(rest),
         "poll" => parse_poll(rest),
         other => Err(format!(
@@ -297,8 +301,8 @@ fn parse_mop(json: Json) -> Result<Mop, String> {
 }
 
 /// `["send", key, value]` or `["send", key, [offset|null, value]]`.
-fn parse_send(rest: Vec<Json>) -> Result<Mop, String> {
-    let [key, payload]: [Json; 2] = rest.try_into().map_err(|rest: Vec<Json>| {
+fn parse_send(rest: Vec<Json<'_>>) -> Result<Mop, String> {
+    let [key, payload]: [Json<'_>; 2] = rest.try_into().map_err(|rest: Vec<Json<'_>>| {
         format!(
             "a send must be [\"send\", key, value] or [\"send\", key, [offset, value]], found {} elements",
             rest.len() + 1
@@ -307,12 +311,13 @@ fn parse_send(rest: Vec<Json>) -> Result<Mop, String> {
     let key = string(key, "the key of a send")?;
     let (offset, value) = match payload {
         Json::Array(pair) => {
-            let [offset, value]: [Json; 2] = pair.try_into().map_err(|pair: Vec<Json>| {
-                format!(
-                    "the [offset, value] of a send must have 2 elements, found {}",
-                    pair.len()
-                )
-            })?;
+            let [offset, value]: [Json<'_>; 2] =
+                pair.try_into().map_err(|pair: Vec<Json<'_>>| {
+                    format!(
+                        "the [offset, value] of a send must have 2 elements, found {}",
+                        pair.len()
+                    )
+                })?;
             let offset = match offset {
                 Json::Null => None,
                 other => Some(unsigned(other, "the offset of a send")?),
@@ -325,7 +330,7 @@ fn parse_send(rest: Vec<Json>) -> Result<Mop, String> {
 }
 
 /// `["poll"]` or `["poll", {key: [[offset, value], ...], ...}]`.
-fn parse_poll(rest: Vec<Json>) -> Result<Mop, String> {
+fn parse_poll(rest: Vec<Json<'_>>) -> Result<Mop, String> {
     let mut rest = rest.into_iter();
     let Some(reads) = rest.next() else {
         return Ok(Mop::Poll { reads: None });
@@ -340,16 +345,16 @@ fn parse_poll(rest: Vec<Json>) -> Result<Mop, String> {
             .into_iter()
             .map(|record| parse_record(record, &what))
             .collect::<Result<Vec<_>, String>>()?;
-        parsed.push((key, records));
+        parsed.push((key.into_owned(), records));
     }
     Ok(Mop::Poll {
         reads: Some(parsed),
     })
 }
 
-fn parse_record(record: Json, what: &str) -> Result<(u64, Value), String> {
+fn parse_record(record: Json<'_>, what: &str) -> Result<(u64, Value), String> {
     let pair = array(record, &format!("each of {what}"))?;
-    let [offset, value]: [Json; 2] = pair.try_into().map_err(|pair: Vec<Json>| {
+    let [offset, value]: [Json<'_>; 2] = pair.try_into().map_err(|pair: Vec<Json<'_>>| {
         format!(
             "each of {what} must be [offset, value], found {} elements",
             pair.len()
@@ -361,7 +366,7 @@ fn parse_record(record: Json, what: &str) -> Result<(u64, Value), String> {
 }
 
 /// `{"group": g, "offsets": {key: offset}}`.
-fn parse_commit(json: Json) -> Result<OpValue, String> {
+fn parse_commit(json: Json<'_>) -> Result<OpValue, String> {
     let mut fields = Fields::new(object(json, "field \"value\" of a commit")?)?;
     let group = string(
         fields

@@ -116,6 +116,17 @@ impl Broker {
         true
     }
 
+    /// Our leader's connection broke: drop what is in flight and retry after the backoff.
+    pub(super) fn on_leader_disconnected(&mut self, broker: BrokerId, out: &mut Outbox) {
+        for i in 0..self.replicas.len() {
+            let Role::Follower(f) = &mut self.replicas[i].role else { continue };
+            if f.leader == broker && f.inflight.is_some() {
+                f.inflight = None;
+                self.back_off(PartitionId(i as u32), out);
+            }
+        }
+    }
+
     fn back_off(&mut self, p: PartitionId, out: &mut Outbox) {
         out.timer_ms(self.config.replica_fetch_backoff_ms, Timer::ReplicaFetch(p));
     }

@@ -568,6 +568,7 @@ impl Broker {
                     end_offset,
                 } => return Ok((base_offset, end_offset)),
                 SequenceCheck::OutOfOrder => return Err(ErrorCode::OutOfOrderSequenceNumber),
+                SequenceCheck::UnknownProducer => return Err(ErrorCode::UnknownProducerId),
             }
         }
         let base = r.log.log_end_offset();

@@ -137,6 +137,7 @@ impl Broker {
                 self.apply_metadata(now, &partitions, out);
             }
             Message::PartitionChange { states } => self.apply_metadata(now, &states, out),
+            Message::ConnectionClosed { broker } => self.on_leader_disconnected(broker, out),
             Message::AlterPartitionResponse { partition, result } => {
                 self.on_alter_partition_response(now, partition, result, out)
             }

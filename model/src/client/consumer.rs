@@ -173,6 +173,24 @@ impl Consumer {
 
     pub fn handle_message(&mut self, now: SimTime, _from: NodeId, msg: Message, out: &mut Outbox) {
         match msg {
+            Message::ConnectionClosed { broker } => {
+                self.meta.forget_broker(broker);
+                let lost: Vec<u64> = self
+                    .poll
+                    .as_ref()
+                    .map(|p| p.pending.keys().copied().collect())
+                    .unwrap_or_default();
+                let Some(poll) = self.poll.as_mut() else { return };
+                for c in lost {
+                    let p = poll.pending[&c];
+                    if self.meta.leader(p).is_none() {
+                        poll.pending.remove(&c);
+                    }
+                }
+                if poll.pending.is_empty() {
+                    self.complete_poll(now, out);
+                }
+            }
             Message::MetadataResponse {
                 correlation,
                 partitions,

@@ -96,6 +96,19 @@ impl MetadataCache {
         }
     }
 
+    /// The broker went away: forget every leadership we attributed to it.
+    pub fn forget_broker(&mut self, broker: BrokerId) {
+        for slot in &mut self.leaders {
+            if slot.is_some_and(|(b, _)| b == broker) {
+                *slot = None;
+            }
+        }
+        if self.inflight.is_some() {
+            // The metadata request may have gone to it; allow another at once.
+            self.inflight = None;
+        }
+    }
+
     pub fn is_stale(&self, now: SimTime, max_age_ms: u64) -> bool {
         self.last_refresh
             .is_none_or(|t| now.since(t) >= SimTime::from_ms(max_age_ms))

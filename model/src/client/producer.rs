@@ -92,6 +92,15 @@ struct PartitionQueue {
     batches: VecDeque<u64>,
 }
 
+/// Set `timer` for `at` unless one already fires at or before it.
+fn arm(armed: &mut Option<SimTime>, now: SimTime, at: SimTime, timer: Timer, out: &mut Outbox) {
+    if armed.is_some_and(|t| t <= at && t >= now) {
+        return;
+    }
+    *armed = Some(at);
+    out.timer(at.since(now), timer);
+}
+
 pub struct Producer {
     pub id: ClientId,
     config: Config,
@@ -106,6 +115,9 @@ pub struct Producer {
     next_id: u64,
     value_counter: u64,
     round_robin: u32,
+    /// When the pending Workload / Retry timers fire: one of each is enough.
+    workload_armed: Option<SimTime>,
+    retry_armed: Option<SimTime>,
     pub stopped: bool,
 }
 
@@ -137,6 +149,8 @@ impl Producer {
             next_id: 0,
             value_counter: 0,
             round_robin: 0,
+            workload_armed: None,
+            retry_armed: None,
             stopped: false,
         }
     }
@@ -177,13 +191,16 @@ impl Producer {
             .map(|t| t.next_at)
             .min()
         {
-            out.timer(next.since(now), Timer::Workload);
+            arm(&mut self.workload_armed, now, next.max(now), Timer::Workload, out);
         }
     }
 
     pub fn handle_timeout(&mut self, now: SimTime, timer: Timer, out: &mut Outbox) {
         match timer {
             Timer::Workload => {
+                if self.workload_armed.is_some_and(|t| t <= now) {
+                    self.workload_armed = None;
+                }
                 for i in 0..self.threads.len() {
                     if !self.stopped
                         && self.threads[i].op.is_none()
@@ -211,7 +228,11 @@ impl Producer {
                     self.retry_later(now, id, None, true);
                 }
             }
-            Timer::Retry => {}
+            Timer::Retry => {
+                if self.retry_armed.is_some_and(|t| t <= now) {
+                    self.retry_armed = None;
+                }
+            }
             _ => {}
         }
         self.expire_batches(now, out);
@@ -220,6 +241,21 @@ impl Producer {
 
     pub fn handle_message(&mut self, now: SimTime, _from: NodeId, msg: Message, out: &mut Outbox) {
         match msg {
+            Message::ConnectionClosed { broker } => {
+                // Every request in flight to it is lost; it may have been appended.
+                let lost: Vec<u64> = self
+                    .inflight
+                    .iter()
+                    .filter(|(_, (b, _, _))| *b == broker)
+                    .map(|(&c, _)| c)
+                    .collect();
+                for c in lost {
+                    if let Some((_, id, _)) = self.inflight.remove(&c) {
+                        self.retry_later(now, id, Some(ErrorCode::NetworkException), true);
+                    }
+                }
+                self.meta.forget_broker(broker);
+            }
             Message::MetadataResponse {
                 correlation,
                 partitions,
@@ -252,6 +288,12 @@ impl Producer {
                             ) {
                                 self.meta.invalidate(r.partition);
                             }
+                            if matches!(
+                                e,
+                                ErrorCode::OutOfOrderSequenceNumber | ErrorCode::UnknownProducerId
+                            ) {
+                                self.maybe_reset_sequence(id);
+                            }
                             if retriable {
                                 self.retry_later(now, id, Some(e), appended);
                             } else {
@@ -265,6 +307,29 @@ impl Producer {
         }
         self.expire_batches(now, out);
         self.drain(now, out);
+    }
+
+    /// A sequence error on the oldest unacknowledged batch of its partition means the
+    /// broker lost this producer's earlier batches (an unclean election or a lossy
+    /// crash): bump the partition's producer epoch and start its sequence again, as
+    /// KIP-360 does. An error on a later batch just waits for the earlier one's retry.
+    fn maybe_reset_sequence(&mut self, id: u64) {
+        let Some(p) = self.batches.get(&id).map(|b| b.partition) else {
+            return;
+        };
+        let q = &mut self.queues[p.index()];
+        if q.batches.front() != Some(&id) {
+            return;
+        }
+        q.epoch += 1;
+        q.next_sequence = 0;
+        for bid in q.batches.iter() {
+            if let Some(b) = self.batches.get_mut(bid) {
+                if *bid == id || !matches!(b.state, BatchState::Inflight(_)) {
+                    b.stamp = None;
+                }
+            }
+        }
     }
 
     fn retry_later(
@@ -423,7 +488,7 @@ impl Producer {
             self.meta.refresh(now, c, &mut self.rng, out);
         }
         if let Some(w) = wake {
-            out.timer(w.since(now), Timer::Retry);
+            arm(&mut self.retry_armed, now, w, Timer::Retry, out);
         }
     }
 
