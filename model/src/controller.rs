@@ -133,10 +133,17 @@ impl Controller {
                     partition,
                     leader_epoch,
                     partition_epoch,
-                    new_isr,
+                    new_isr.clone(),
                     out,
                 );
-                out.send(from, Message::AlterPartitionResponse { partition, result });
+                out.send(
+                    from,
+                    Message::AlterPartitionResponse {
+                        partition,
+                        proposed: new_isr,
+                        result,
+                    },
+                );
             }
             _ => {}
         }

@@ -135,6 +135,9 @@ pub enum Message {
     },
     AlterPartitionResponse {
         partition: PartitionId,
+        /// The ISR the request proposed, so the leader can tell which of its
+        /// proposals this answers (an earlier one may be answered late).
+        proposed: Vec<BrokerId>,
         result: Result<PartitionState, ErrorCode>,
     },
     // ---- replication ----

@@ -129,7 +129,13 @@ impl Monitors {
                     );
                     self.report("two-leaders", p, event, detail);
                 }
-                self.check_committed(event, p, b, brokers);
+                // Only the leader the controller currently recognises speaks for the
+                // partition; a deposed leader that has not heard yet serves stale reads.
+                let current = controller.partitions[p].leader == Some(b.id)
+                    && controller.partitions[p].leader_epoch == epoch;
+                if current {
+                    self.check_committed(event, p, b, brokers);
+                }
             }
             self.check_divergence(event, p, brokers);
             self.check_isr_completeness(event, p, brokers, controller);

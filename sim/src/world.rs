@@ -756,8 +756,15 @@ impl World {
                 format!("pause {b} for {ms} ms")
             }
             Fault::Partition { from, to, one_way } => {
-                let a = self.resolve_set(&from, &[]);
-                let b = self.resolve_set(&to, &a);
+                // Resolve the named side first so that `Rest` means everyone else.
+                let (a, b) = if from == LinkSet::Rest {
+                    let b = self.resolve_set(&to, &[]);
+                    (self.resolve_set(&from, &b), b)
+                } else {
+                    let a = self.resolve_set(&from, &[]);
+                    let b = self.resolve_set(&to, &a);
+                    (a, b)
+                };
                 for &x in &a {
                     for &y in &b {
                         self.network.block(x, y);

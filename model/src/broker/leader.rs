@@ -474,6 +474,7 @@ impl Broker {
         &mut self,
         now: SimTime,
         p: PartitionId,
+        proposed: Vec<BrokerId>,
         result: Result<PartitionState, ErrorCode>,
         out: &mut Outbox,
     ) {
@@ -481,7 +482,12 @@ impl Broker {
             return;
         };
         if let Role::Leader(l) = &mut r.role {
-            l.pending_isr = None;
+            // Only the answer to the proposal still pending clears it: an older
+            // proposal may be answered after a newer one was sent (KIP-497 depends on
+            // the maximal ISR staying in force until *its* change is decided).
+            if l.pending_isr.as_ref().is_some_and(|pend| pend.proposed == proposed) {
+                l.pending_isr = None;
+            }
         }
         if let Ok(state) = result {
             self.apply_metadata(now, &[state], out);

@@ -138,9 +138,11 @@ impl Broker {
             }
             Message::PartitionChange { states } => self.apply_metadata(now, &states, out),
             Message::ConnectionClosed { broker } => self.on_leader_disconnected(broker, out),
-            Message::AlterPartitionResponse { partition, result } => {
-                self.on_alter_partition_response(now, partition, result, out)
-            }
+            Message::AlterPartitionResponse {
+                partition,
+                proposed,
+                result,
+            } => self.on_alter_partition_response(now, partition, proposed, result, out),
             Message::Fetch {
                 correlation,
                 replica,
