@@ -95,7 +95,7 @@ fn broker_failure(config: &Config, _: &Phases, draw: &mut dyn Draw) -> Vec<Fault
 fn network_partition(config: &Config, _: &Phases, draw: &mut dyn Draw) -> Vec<FaultEvent> {
     let mut events = Vec::new();
     let mut t = draw.between(3_000, 6_000);
-    while t < 32_000 {
+    while t < 45_000 {
         let p = random_partition(config, draw);
         let (from, to, one_way) = match draw.below(4) {
             // The leader alone against everyone (followers and controller).
@@ -108,7 +108,13 @@ fn network_partition(config: &Config, _: &Phases, draw: &mut dyn Draw) -> Vec<Fa
             _ => (LinkSet::LeaderAndFollowerOf(p), LinkSet::Rest, false),
         };
         events.push(at(t, Fault::Partition { from, to, one_way }));
-        let length = draw.between(10_000, 20_000);
+        // Some partitions outlast replica.lag.time.max.ms (plus the ISR check period),
+        // so the isolated leader's ISR-shrink path is exercised too.
+        let length = if draw.chance(1, 2) {
+            draw.between(10_000, 20_000)
+        } else {
+            config.replica_lag_time_max_ms + draw.between(10_000, 20_000)
+        };
         events.push(at(t + length, Fault::HealNetwork));
         t += length + draw.between(5_000, 10_000);
     }
@@ -217,7 +223,7 @@ pub fn all() -> Vec<Scenario> {
             description: "the leader isolated from followers and controller, symmetric and one-way: it cannot ack alone, a new leader is elected, no split brain",
             config: Config::default(),
             workload: Workload::default(),
-            phases: phases(40_000),
+            phases: phases(60_000),
             faults: network_partition,
             allowed: config_allowances,
         },

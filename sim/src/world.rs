@@ -665,7 +665,15 @@ impl World {
         let from = NodeId::Broker(b);
         if let Some(at) = self.network.schedule(self.now, from, to) {
             let incarnation = self.incarnation(to);
-            self.queue.push(at, Event::Deliver { from, to, incarnation, msg: Message::ConnectionClosed { broker: b } });
+            self.queue.push(
+                at,
+                Event::Deliver {
+                    from,
+                    to,
+                    incarnation,
+                    msg: Message::ConnectionClosed { broker: b },
+                },
+            );
         }
     }
 
@@ -688,7 +696,10 @@ impl World {
         let peers: Vec<NodeId> = (0..self.brokers.len() as u32)
             .filter(|&x| x != b.0)
             .map(|x| NodeId::Broker(BrokerId(x)))
-            .chain((0..(self.producers.len() + self.consumers.len()) as u32).map(|c| NodeId::Client(ClientId(c))))
+            .chain(
+                (0..(self.producers.len() + self.consumers.len()) as u32)
+                    .map(|c| NodeId::Client(ClientId(c))),
+            )
             .collect();
         for peer in peers {
             self.send_disconnect(b, peer);

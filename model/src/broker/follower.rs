@@ -119,7 +119,9 @@ impl Broker {
     /// Our leader's connection broke: drop what is in flight and retry after the backoff.
     pub(super) fn on_leader_disconnected(&mut self, broker: BrokerId, out: &mut Outbox) {
         for i in 0..self.replicas.len() {
-            let Role::Follower(f) = &mut self.replicas[i].role else { continue };
+            let Role::Follower(f) = &mut self.replicas[i].role else {
+                continue;
+            };
             if f.leader == broker && f.inflight.is_some() {
                 f.inflight = None;
                 self.back_off(PartitionId(i as u32), out);

@@ -485,7 +485,10 @@ impl Broker {
             // Only the answer to the proposal still pending clears it: an older
             // proposal may be answered after a newer one was sent (KIP-497 depends on
             // the maximal ISR staying in force until *its* change is decided).
-            if l.pending_isr.as_ref().is_some_and(|pend| pend.proposed == proposed) {
+            if l.pending_isr
+                .as_ref()
+                .is_some_and(|pend| pend.proposed == proposed)
+            {
                 l.pending_isr = None;
             }
         }

@@ -288,20 +288,7 @@ impl Broker {
         let old_epoch = r.leader_epoch();
         let same_epoch = old_epoch == Some(s.leader_epoch);
         let hosted = s.replicas.contains(&me);
-        let keep_local_isr = self.config.has_bug(Bug::LocalIsrShrink)
-            && same_epoch
-            && r.is_leader()
-            && r.state
-                .as_ref()
-                .is_some_and(|old| old.isr.len() < s.isr.len());
-        let local_isr = r.state.as_ref().map(|o| o.isr.clone());
         r.state = Some(s.clone());
-        if keep_local_isr {
-            // The buggy leader trusts its own (smaller) ISR over the controller's.
-            if let (Some(st), Some(isr)) = (r.state.as_mut(), local_isr) {
-                st.isr = isr;
-            }
-        }
         if !hosted {
             r.role = Role::Offline;
             return;

@@ -180,7 +180,9 @@ impl Consumer {
                     .as_ref()
                     .map(|p| p.pending.keys().copied().collect())
                     .unwrap_or_default();
-                let Some(poll) = self.poll.as_mut() else { return };
+                let Some(poll) = self.poll.as_mut() else {
+                    return;
+                };
                 for c in lost {
                     let p = poll.pending[&c];
                     if self.meta.leader(p).is_none() {

@@ -191,7 +191,13 @@ impl Producer {
             .map(|t| t.next_at)
             .min()
         {
-            arm(&mut self.workload_armed, now, next.max(now), Timer::Workload, out);
+            arm(
+                &mut self.workload_armed,
+                now,
+                next.max(now),
+                Timer::Workload,
+                out,
+            );
         }
     }
 
