@@ -3,7 +3,7 @@
 
 use crate::{Allowed, Draw, Fault, FaultEvent, LinkSet, Phases, Scenario, Target, Workload};
 use model::config::Config;
-use model::types::{PartitionId, SimTime};
+use model::types::{NodeId, PartitionId, SimTime};
 
 fn at(ms: u64, fault: Fault) -> FaultEvent {
     FaultEvent {
@@ -92,7 +92,58 @@ fn broker_failure(config: &Config, _: &Phases, draw: &mut dyn Draw) -> Vec<Fault
     events
 }
 
+/// KAFKA-6880's zombie replica: the controller's messages to one follower are lost (its
+/// own heartbeats still arrive, so it stays unfenced). The leader is cut off from the
+/// controller and the other follower but still feeds the zombie its uncommitted tail;
+/// another replica takes over (epoch +1); the old leader rejoins, truncating that tail,
+/// and is elected again (epoch +2) when the second leader crashes. The zombie never
+/// heard of either epoch: only the current leader epoch in its fetches (KIP-320) stops
+/// it from appending the new lineage onto its stale tail.
+fn zombie_follower(config: &Config, draw: &mut dyn Draw) -> Vec<FaultEvent> {
+    let p = random_partition(config, draw);
+    let zombie = || LinkSet::FollowerOf(p, 1);
+    let deaf = || Fault::Partition {
+        from: LinkSet::Nodes(vec![NodeId::Controller]),
+        to: zombie(),
+        one_way: true,
+    };
+    let t = draw.between(3_000, 6_000);
+    let isolate = t + draw.between(1_000, 3_000);
+    let rejoin = isolate + config.broker_session_timeout_ms + draw.between(2_000, 5_000);
+    let second_crash = rejoin + draw.between(1_000, 3_000);
+    vec![
+        at(t, deaf()),
+        at(
+            isolate,
+            Fault::Partition {
+                from: LinkSet::LeaderOf(p),
+                to: LinkSet::Nodes(vec![NodeId::Controller]),
+                one_way: false,
+            },
+        ),
+        at(
+            isolate,
+            Fault::Partition {
+                from: LinkSet::LeaderOf(p),
+                to: LinkSet::FollowerOf(p, 0),
+                one_way: false,
+            },
+        ),
+        at(rejoin, Fault::HealNetwork),
+        at(rejoin, deaf()),
+        at(second_crash, Fault::Crash(Target::LeaderOf(p))),
+        at(second_crash + draw.between(2_000, 6_000), Fault::RestartAll),
+        at(
+            second_crash + draw.between(15_000, 25_000),
+            Fault::HealNetwork,
+        ),
+    ]
+}
+
 fn network_partition(config: &Config, _: &Phases, draw: &mut dyn Draw) -> Vec<FaultEvent> {
+    if draw.chance(1, 4) {
+        return zombie_follower(config, draw);
+    }
     let mut events = Vec::new();
     let mut t = draw.between(3_000, 6_000);
     while t < 45_000 {
@@ -220,7 +271,7 @@ pub fn all() -> Vec<Scenario> {
         },
         Scenario {
             name: "network-partition",
-            description: "the leader isolated from followers and controller, symmetric and one-way: it cannot ack alone, a new leader is elected, no split brain",
+            description: "the leader isolated from followers and controller, symmetric and one-way, or a zombie follower deaf to the controller (KAFKA-6880): no split brain, no loss",
             config: Config::default(),
             workload: Workload::default(),
             phases: phases(60_000),

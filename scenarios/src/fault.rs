@@ -22,6 +22,8 @@ pub enum LinkSet {
     LeaderAndFollowerOf(PartitionId),
     /// Every follower of the partition (replicas other than the leader).
     FollowersOf(PartitionId),
+    /// One follower: the `n`-th replica (in replica order) that is not the leader.
+    FollowerOf(PartitionId, u32),
     /// Every node not in the other side.
     Rest,
 }

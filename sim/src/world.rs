@@ -629,6 +629,11 @@ impl World {
                 }
                 v
             }
+            LinkSet::FollowerOf(p, n) => self
+                .resolve(Target::FollowerOf(*p, *n))
+                .map(NodeId::Broker)
+                .into_iter()
+                .collect(),
             LinkSet::FollowersOf(p) => match self.controller.partitions.get(p.index()) {
                 Some(s) => s
                     .replicas
