@@ -17,12 +17,16 @@ pub enum Timer {
     BrokerHeartbeat,
     /// Broker (leader): check followers' lag against `replica.lag.time.max.ms`.
     IsrCheck,
-    /// Broker (follower): fetch again for this partition (after backoff or wait).
+    /// Broker (follower): fetch again for this partition (after a backoff).
     ReplicaFetch(PartitionId),
+    /// Broker (follower): has the request in flight for this partition been
+    /// unanswered for `replica.socket.timeout.ms`? (One armed per partition.)
+    ReplicaTimeout(PartitionId),
     /// Broker: periodic write-back of dirty pages (or `log.flush.interval.ms`).
     Flush,
-    /// Broker (leader): complete delayed produce requests whose timeout expired.
-    ProduceTimeout(u64),
+    /// Broker (leader): complete delayed produce requests whose timeout expired (one
+    /// timer armed for the earliest deadline).
+    ProduceTimeouts,
     /// Broker (leader): answer a parked consumer/replica fetch (`fetch.max.wait.ms`).
     FetchWait(u64),
     /// Controller: look for brokers whose session expired.
@@ -35,6 +39,9 @@ pub enum Timer {
     RequestTimeout(u64),
     /// Client: retry after `retry.backoff.ms`.
     Retry,
+    /// Producer: time out every request in flight longer than `request.timeout.ms`
+    /// (one timer armed for the earliest deadline).
+    RequestTimeouts,
 }
 
 /// A disk operation; completions come back through `handle_disk`.

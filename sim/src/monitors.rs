@@ -14,6 +14,27 @@ use std::collections::BTreeMap;
 /// How many occurrences of one kind are listed (the count is kept).
 const LISTED_PER_KIND: usize = 3;
 
+/// What the monitors look at in one replica: if none of it changed, nothing to check.
+type Fingerprint = (Offset, Offset, Option<Epoch>, u8, u64);
+
+fn fingerprint(r: &model::broker::replica::Replica) -> Fingerprint {
+    let (role, extra) = match &r.role {
+        Role::Offline => (0, 0),
+        Role::Leader(l) => (1, l.epoch_start_offset.0),
+        Role::Follower(f) => (
+            2 + u8::from(f.hw_confirmed) * 2 + u8::from(f.phase == FollowerPhase::Fetching),
+            u64::from(f.leader.0),
+        ),
+    };
+    (
+        r.log.log_end_offset(),
+        r.high_watermark,
+        r.leader_epoch(),
+        role,
+        extra ^ r.log.prefix_hash(r.log.log_end_offset()),
+    )
+}
+
 #[derive(Default)]
 struct Committed {
     /// Length and prefix hash of the longest prefix ever exposed as committed.
@@ -31,11 +52,13 @@ pub struct Monitors {
     committed: Vec<Committed>,
     /// (partition, broker, committed length) already reported as missing from an ISR member.
     reported_missing: std::collections::BTreeSet<(usize, BrokerId, Offset)>,
+    /// Per (broker, partition): the replica state at its last check.
+    fingerprints: Vec<Option<Fingerprint>>,
     found: BTreeMap<&'static str, (u64, Vec<RunAnomaly>)>,
 }
 
 impl Monitors {
-    pub fn new(keys: Vec<String>, min_insync_replicas: u32) -> Monitors {
+    pub fn new(keys: Vec<String>, brokers: usize, min_insync_replicas: u32) -> Monitors {
         let n = keys.len();
         Monitors {
             keys,
@@ -44,6 +67,7 @@ impl Monitors {
             seen_epochs: BTreeMap::new(),
             committed: (0..n).map(|_| Committed::default()).collect(),
             reported_missing: std::collections::BTreeSet::new(),
+            fingerprints: vec![None; n * brokers],
             found: BTreeMap::new(),
         }
     }
@@ -65,6 +89,10 @@ impl Monitors {
 
     /// A broker crashed: its view of epochs starts again with the next incarnation.
     pub fn on_crash(&mut self, b: BrokerId) {
+        let n = self.keys.len();
+        for slot in &mut self.fingerprints[b.0 as usize * n..(b.0 as usize + 1) * n] {
+            *slot = None;
+        }
         self.seen_epochs.retain(|(broker, _), _| *broker != b);
     }
 
@@ -98,6 +126,14 @@ impl Monitors {
         controller: &Controller,
     ) {
         for (p, r) in b.replicas.iter().enumerate() {
+            // Only a replica whose state moved can break an invariant here; checks that
+            // involve other replicas also run on their own events.
+            let print = fingerprint(r);
+            let slot = &mut self.fingerprints[b.id.0 as usize * self.keys.len() + p];
+            if *slot == Some(print) {
+                continue;
+            }
+            *slot = Some(print);
             if r.high_watermark > r.log.log_end_offset() {
                 let detail = format!(
                     "{}: replica on {} has HW {} above its LEO {}",

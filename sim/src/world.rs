@@ -29,7 +29,8 @@ enum Event {
         from: NodeId,
         to: NodeId,
         incarnation: u64,
-        msg: Message,
+        /// Boxed so the queue moves small entries.
+        msg: Box<Message>,
     },
     Timer {
         node: NodeId,
@@ -173,7 +174,11 @@ impl World {
             broker_life: vec![NodeLife::default(); brokers.len()],
             brokers,
             recorder: Recorder::new(keys.clone()),
-            monitors: Monitors::new(keys.clone(), config.min_insync_replicas),
+            monitors: Monitors::new(
+                keys.clone(),
+                config.brokers as usize,
+                config.min_insync_replicas,
+            ),
             config,
             now: SimTime::ZERO,
             queue: EventQueue::new(),
@@ -289,7 +294,7 @@ impl World {
                             from: node,
                             to,
                             incarnation: to_inc,
-                            msg,
+                            msg: Box::new(msg),
                         },
                     );
                 }
@@ -478,7 +483,7 @@ impl World {
         }
     }
 
-    fn deliver(&mut self, from: NodeId, to: NodeId, incarnation: u64, msg: Message) {
+    fn deliver(&mut self, from: NodeId, to: NodeId, incarnation: u64, msg: Box<Message>) {
         if self.network.is_blocked(from, to) {
             self.stats.messages_dropped += 1;
             self.hash_event(4, from, to, msg.api());
@@ -510,18 +515,18 @@ impl World {
         match to {
             NodeId::Broker(b) => {
                 self.with_outbox(to, |w, out| {
-                    w.brokers[b.0 as usize].handle_message(now, from, msg, out)
+                    w.brokers[b.0 as usize].handle_message(now, from, *msg, out)
                 });
                 self.after_broker(b);
             }
             NodeId::Controller => {
                 self.with_outbox(to, |w, out| {
-                    w.controller.handle_message(now, from, msg, out)
+                    w.controller.handle_message(now, from, *msg, out)
                 });
                 self.monitors
                     .after_controller_event(self.events, &self.controller);
             }
-            NodeId::Client(c) => self.client_message(c, from, msg),
+            NodeId::Client(c) => self.client_message(c, from, *msg),
         }
     }
 
@@ -676,7 +681,7 @@ impl World {
                     from,
                     to,
                     incarnation,
-                    msg: Message::ConnectionClosed { broker: b },
+                    msg: Box::new(Message::ConnectionClosed { broker: b }),
                 },
             );
         }

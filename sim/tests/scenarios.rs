@@ -255,3 +255,27 @@ fn power_outage_loses_tails_but_replicas_never_diverge() {
         );
     }
 }
+
+#[test]
+#[ignore = "finding for the lead: forbidden `unseen` on every seed (see the comment)"]
+fn min_isr_unavailable_with_a_short_delivery_timeout_is_ok() {
+    // With request.timeout.ms=3000 and delivery.timeout.ms=5000, a send operation whose
+    // micro-ops went to several partitions completes `info` (NOT_ENOUGH_REPLICAS) when
+    // some batches expire; if one of its values is read on another partition, the
+    // checker counts the whole operation as having happened and reports the expired,
+    // never-appended values as `unseen`. invariants.md defines `unseen` over
+    // *acknowledged* writes only, so these runs should be ok.
+    let scenario = "min-isr-unavailable";
+    let runs = common::run_seeds(
+        0..10,
+        |seed| RunOptions {
+            sets: vec![
+                ("request.timeout.ms".to_string(), "3000".to_string()),
+                ("delivery.timeout.ms".to_string(), "5000".to_string()),
+            ],
+            ..common::options(scenario, seed, &[])
+        },
+        seen,
+    );
+    assert_all_ok(scenario, &runs);
+}

@@ -44,6 +44,7 @@ impl Broker {
             phase,
             inflight: None,
             hw_confirmed: false,
+            watchdog_armed: false,
         });
         self.send_follower_request(now, p, out);
     }
@@ -78,7 +79,32 @@ impl Broker {
             },
         };
         out.send(NodeId::Broker(f.leader), msg);
-        out.timer_ms(REPLICA_SOCKET_TIMEOUT_MS, Timer::ReplicaFetch(p));
+        if !f.watchdog_armed {
+            f.watchdog_armed = true;
+            out.timer_ms(REPLICA_SOCKET_TIMEOUT_MS, Timer::ReplicaTimeout(p));
+        }
+    }
+
+    /// The watchdog: resend a request unanswered for the socket timeout, else re-arm
+    /// for the time the current one has left.
+    pub(super) fn on_replica_timeout(&mut self, now: SimTime, p: PartitionId, out: &mut Outbox) {
+        let Some(r) = self.replicas.get_mut(p.index()) else {
+            return;
+        };
+        let Role::Follower(f) = &mut r.role else {
+            return;
+        };
+        f.watchdog_armed = false;
+        let Some((_, sent)) = f.inflight else {
+            return;
+        };
+        let deadline = sent.plus_ms(REPLICA_SOCKET_TIMEOUT_MS);
+        if now >= deadline {
+            self.send_follower_request(now, p, out);
+        } else {
+            f.watchdog_armed = true;
+            out.timer(deadline.since(now), Timer::ReplicaTimeout(p));
+        }
     }
 
     /// Retry after a backoff, or resend after the socket timeout.
@@ -92,11 +118,7 @@ impl Broker {
             return;
         };
         let Role::Follower(f) = &r.role else { return };
-        let due = match f.inflight {
-            None => true,
-            Some((_, sent)) => now.since(sent) >= SimTime::from_ms(REPLICA_SOCKET_TIMEOUT_MS),
-        };
-        if due {
+        if f.inflight.is_none() {
             self.send_follower_request(now, p, out);
         }
     }

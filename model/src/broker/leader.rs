@@ -29,6 +29,7 @@ pub(super) struct FetchRequest {
 pub struct DelayedProduce {
     client: NodeId,
     correlation: u64,
+    deadline: SimTime,
     /// Per partition: the offset the HW must reach, or the final result.
     parts: Vec<(PartitionId, Epoch, Offset, Result<Offset, ErrorCode>, bool)>,
 }
@@ -536,12 +537,16 @@ impl Broker {
             DelayedProduce {
                 client,
                 correlation,
+                deadline: now.plus_ms(self.config.request_timeout_ms),
                 parts,
             },
         );
         self.complete_delayed_produce(id, out);
         if self.delayed_produces.contains_key(&id) {
-            out.timer_ms(self.config.request_timeout_ms, Timer::ProduceTimeout(id));
+            if !self.produce_timer_armed {
+                self.produce_timer_armed = true;
+                out.timer_ms(self.config.request_timeout_ms, Timer::ProduceTimeouts);
+            }
         }
     }
 
@@ -659,13 +664,28 @@ impl Broker {
         );
     }
 
-    pub(super) fn on_produce_timeout(&mut self, id: u64, out: &mut Outbox) {
-        if let Some(d) = self.delayed_produces.get_mut(&id) {
-            for part in d.parts.iter_mut().filter(|x| !x.4) {
-                part.3 = Err(ErrorCode::RequestTimedOut);
-                part.4 = true;
+    /// Expire every delayed produce past its deadline (REQUEST_TIMED_OUT), then re-arm
+    /// for the earliest one left.
+    pub(super) fn on_produce_timeouts(&mut self, now: SimTime, out: &mut Outbox) {
+        self.produce_timer_armed = false;
+        let expired: Vec<u64> = self
+            .delayed_produces
+            .iter()
+            .filter(|(_, d)| d.deadline <= now)
+            .map(|(&id, _)| id)
+            .collect();
+        for id in expired {
+            if let Some(d) = self.delayed_produces.get_mut(&id) {
+                for part in d.parts.iter_mut().filter(|x| !x.4) {
+                    part.3 = Err(ErrorCode::RequestTimedOut);
+                    part.4 = true;
+                }
+                self.finish_produce(id, out);
             }
-            self.finish_produce(id, out);
+        }
+        if let Some(first) = self.delayed_produces.values().map(|d| d.deadline).min() {
+            self.produce_timer_armed = true;
+            out.timer(first.since(now), Timer::ProduceTimeouts);
         }
     }
 

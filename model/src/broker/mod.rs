@@ -32,6 +32,7 @@ pub struct Broker {
     pending_fsync: BTreeMap<u64, Vec<(PartitionId, Offset, Offset)>>,
     delayed_produces: BTreeMap<u64, DelayedProduce>,
     parked_fetches: BTreeMap<u64, ParkedFetch>,
+    produce_timer_armed: bool,
     /// Is this incarnation running (false between crash and restart).
     pub running: bool,
 }
@@ -48,6 +49,7 @@ impl Broker {
             pending_fsync: BTreeMap::new(),
             delayed_produces: BTreeMap::new(),
             parked_fetches: BTreeMap::new(),
+            produce_timer_armed: false,
             running: false,
         }
     }
@@ -104,6 +106,7 @@ impl Broker {
         self.pending_fsync.clear();
         self.delayed_produces.clear();
         self.parked_fetches.clear();
+        self.produce_timer_armed = false;
         for r in &mut self.replicas {
             r.log.crash();
             r.state = None;
@@ -248,7 +251,8 @@ impl Broker {
                 out.timer_ms(self.config.replica_lag_time_max_ms / 2, Timer::IsrCheck);
             }
             Timer::ReplicaFetch(p) => self.on_replica_fetch_timer(now, p, out),
-            Timer::ProduceTimeout(id) => self.on_produce_timeout(id, out),
+            Timer::ReplicaTimeout(p) => self.on_replica_timeout(now, p, out),
+            Timer::ProduceTimeouts => self.on_produce_timeouts(now, out),
             Timer::FetchWait(id) => self.on_fetch_wait(id, out),
             _ => {}
         }

@@ -52,6 +52,8 @@ pub struct FollowerState {
     pub inflight: Option<(u64, SimTime)>,
     /// True once a fetch response of this leader epoch gave us the leader's HW.
     pub hw_confirmed: bool,
+    /// A `ReplicaTimeout` timer is pending for this partition.
+    pub watchdog_armed: bool,
 }
 
 #[derive(Clone, Debug)]

@@ -118,6 +118,7 @@ pub struct Producer {
     /// When the pending Workload / Retry timers fire: one of each is enough.
     workload_armed: Option<SimTime>,
     retry_armed: Option<SimTime>,
+    timeouts_armed: Option<SimTime>,
     pub stopped: bool,
 }
 
@@ -151,6 +152,7 @@ impl Producer {
             round_robin: 0,
             workload_armed: None,
             retry_armed: None,
+            timeouts_armed: None,
             stopped: false,
         }
     }
@@ -228,10 +230,32 @@ impl Producer {
                 }
             }
             Timer::RequestTimeout(c) => {
-                if self.meta.on_timeout(c) {
-                    // fall through to a retry below
-                } else if let Some((_, id, _)) = self.inflight.remove(&c) {
-                    self.retry_later(now, id, None, true);
+                self.meta.on_timeout(c);
+            }
+            Timer::RequestTimeouts => {
+                if self.timeouts_armed.is_some_and(|t| t <= now) {
+                    self.timeouts_armed = None;
+                }
+                let timeout = SimTime::from_ms(self.config.request_timeout_ms);
+                let expired: Vec<u64> = self
+                    .inflight
+                    .iter()
+                    .filter(|(_, (_, _, sent))| now.since(*sent) >= timeout)
+                    .map(|(&c, _)| c)
+                    .collect();
+                for c in expired {
+                    if let Some((_, id, _)) = self.inflight.remove(&c) {
+                        self.retry_later(now, id, None, true);
+                    }
+                }
+                if let Some(first) = self.inflight.values().map(|(_, _, sent)| *sent).min() {
+                    arm(
+                        &mut self.timeouts_armed,
+                        now,
+                        first.plus(timeout),
+                        Timer::RequestTimeouts,
+                        out,
+                    );
                 }
             }
             Timer::Retry => {
@@ -464,8 +488,9 @@ impl Producer {
         let mut need_metadata = self.meta.is_stale(now, self.config.metadata_max_age_ms);
         let mut wake: Option<SimTime> = None;
         for pi in 0..self.queues.len() {
-            let ids: Vec<u64> = self.queues[pi].batches.iter().copied().collect();
-            for id in ids {
+            // Index rather than iterate: `send_batch` mutates the batch, never the queue.
+            for k in 0..self.queues[pi].batches.len() {
+                let id = self.queues[pi].batches[k];
                 let state = self.batches[&id].state;
                 match state {
                     BatchState::Inflight(_) => continue,
@@ -543,10 +568,16 @@ impl Producer {
             return;
         }
         self.inflight.insert(correlation, (leader, id, now));
-        out.timer_ms(
-            self.config.request_timeout_ms,
-            Timer::RequestTimeout(correlation),
-        );
+        let deadline = now.plus_ms(self.config.request_timeout_ms);
+        if self.timeouts_armed.is_none() {
+            arm(
+                &mut self.timeouts_armed,
+                now,
+                deadline,
+                Timer::RequestTimeouts,
+                out,
+            );
+        }
     }
 
     /// Batches older than `delivery.timeout.ms` (and not in flight) expire. The partition's
@@ -562,8 +593,9 @@ impl Producer {
             if !expired {
                 continue;
             }
-            let ids: Vec<u64> = self.queues[pi].batches.iter().copied().collect();
-            for id in ids {
+            // Index rather than iterate: `send_batch` mutates the batch, never the queue.
+            for k in 0..self.queues[pi].batches.len() {
+                let id = self.queues[pi].batches[k];
                 if let BatchState::Inflight(c) = self.batches[&id].state {
                     self.inflight.remove(&c);
                     self.batches.get_mut(&id).expect("exists").maybe_appended = true;
