@@ -22,6 +22,8 @@ pub struct BrokerSession {
     pub broker_epoch: BrokerEpoch,
     pub last_heartbeat: SimTime,
     pub fenced: bool,
+    /// The broker asked for a controlled shutdown: it leads nothing and joins no ISR.
+    pub shutting_down: bool,
 }
 
 pub struct Controller {
@@ -63,6 +65,13 @@ impl Controller {
         self.brokers.get(&b).is_some_and(|s| !s.fenced)
     }
 
+    /// May lead or join an ISR: unfenced and not shutting down.
+    fn eligible(&self, b: BrokerId) -> bool {
+        self.brokers
+            .get(&b)
+            .is_some_and(|s| !s.fenced && !s.shutting_down)
+    }
+
     pub fn handle_message(&mut self, now: SimTime, from: NodeId, msg: Message, out: &mut Outbox) {
         match msg {
             Message::BrokerRegistration {
@@ -86,6 +95,7 @@ impl Controller {
                         broker_epoch,
                         last_heartbeat: now,
                         fenced: true,
+                        shutting_down: false,
                     },
                 );
                 if was_unfenced {
@@ -100,7 +110,7 @@ impl Controller {
             Message::BrokerHeartbeat {
                 broker,
                 broker_epoch,
-                ..
+                want_shutdown,
             } => {
                 let Some(s) = self.brokers.get_mut(&broker) else {
                     return;
@@ -109,13 +119,20 @@ impl Controller {
                     return;
                 }
                 s.last_heartbeat = now;
-                if s.fenced {
+                let begin_shutdown = want_shutdown && !s.shutting_down;
+                s.shutting_down |= want_shutdown;
+                if s.fenced && !want_shutdown {
                     s.fenced = false;
                     out.note(Note::BrokerFenced {
                         broker,
                         fenced: false,
                     });
                     self.on_broker_unfenced(broker, out);
+                }
+                if begin_shutdown {
+                    // Controlled shutdown: move its leaderships and take it out of
+                    // every ISR before it stops, so no election waits for a timeout.
+                    self.remove_from_partitions(broker, out);
                 }
                 self.respond_heartbeat(from, broker_epoch, out);
             }
@@ -174,16 +191,20 @@ impl Controller {
     }
 
     fn respond_heartbeat(&self, to: NodeId, broker_epoch: BrokerEpoch, out: &mut Outbox) {
-        let fenced = match to {
-            NodeId::Broker(b) => !self.unfenced(b),
-            _ => true,
+        let (fenced, shutdown_ready) = match to {
+            NodeId::Broker(b) => (
+                !self.unfenced(b),
+                self.brokers.get(&b).is_some_and(|s| s.shutting_down)
+                    && self.partitions.iter().all(|p| p.leader != Some(b)),
+            ),
+            _ => (true, false),
         };
         out.send(
             to,
             Message::BrokerHeartbeatResponse {
                 broker_epoch,
                 fenced,
-                shutdown_ready: false,
+                shutdown_ready,
                 partitions: if self.topic_created {
                     self.partitions.clone()
                 } else {
@@ -221,6 +242,15 @@ impl Controller {
             if !in_isr && !is_leader {
                 continue;
             }
+            let shutting_down = self
+                .brokers
+                .get(&broker)
+                .is_some_and(|x| x.shutting_down && !x.fenced);
+            let successor = s.isr.iter().any(|&x| x != broker && self.eligible(x));
+            if shutting_down && is_leader && !successor {
+                // No one to hand over to: it keeps leading until it stops.
+                continue;
+            }
             let mut next = s.clone();
             if in_isr && s.isr.len() > 1 {
                 next.isr.retain(|&b| b != broker);
@@ -248,11 +278,11 @@ impl Controller {
             .replicas
             .iter()
             .copied()
-            .find(|b| s.isr.contains(b) && self.unfenced(*b));
+            .find(|b| s.isr.contains(b) && self.eligible(*b));
         let (leader, unclean) = match clean {
             Some(b) => (Some(b), false),
             None if self.config.unclean_leader_election_enable => {
-                (s.replicas.iter().copied().find(|b| self.unfenced(*b)), true)
+                (s.replicas.iter().copied().find(|b| self.eligible(*b)), true)
             }
             None => (None, false),
         };
@@ -349,7 +379,7 @@ impl Controller {
         }
         let added_fenced = new_isr
             .iter()
-            .any(|b| !s.isr.contains(b) && !self.unfenced(*b));
+            .any(|b| !s.isr.contains(b) && !self.eligible(*b));
         if added_fenced {
             return Err(ErrorCode::IneligibleReplica);
         }

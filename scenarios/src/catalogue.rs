@@ -148,6 +148,14 @@ fn network_partition(config: &Config, _: &Phases, draw: &mut dyn Draw) -> Vec<Fa
     let mut t = draw.between(3_000, 6_000);
     while t < 45_000 {
         let p = random_partition(config, draw);
+        if draw.chance(1, 5) {
+            // A GC-like stall of the leader past the broker session: to everyone else
+            // it looks partitioned, and when it wakes it still believes it leads.
+            let length = config.broker_session_timeout_ms + draw.between(1_000, 8_000);
+            events.push(at(t, Fault::Pause(Target::LeaderOf(p), length)));
+            t += length + draw.between(5_000, 10_000);
+            continue;
+        }
         let (from, to, one_way) = match draw.below(4) {
             // The leader alone against everyone (followers and controller).
             0 => (LinkSet::LeaderOf(p), LinkSet::Rest, false),
@@ -228,6 +236,21 @@ fn unclean_election(config: &Config, _: &Phases, draw: &mut dyn Draw) -> Vec<Fau
     ]
 }
 
+fn rolling_restart(config: &Config, _: &Phases, draw: &mut dyn Draw) -> Vec<FaultEvent> {
+    // Each broker in turn: controlled shutdown, a few seconds down, restart, then wait
+    // for it to rejoin the ISRs before the next one.
+    let mut events = Vec::new();
+    let mut t = draw.between(3_000, 6_000);
+    for b in 0..config.brokers {
+        let broker = model::types::BrokerId(b);
+        events.push(at(t, Fault::Shutdown(Target::Broker(broker))));
+        let down = draw.between(3_000, 8_000);
+        events.push(at(t + down, Fault::Restart(broker)));
+        t += down + draw.between(6_000, 10_000);
+    }
+    events
+}
+
 fn power_outage(_: &Config, _: &Phases, draw: &mut dyn Draw) -> Vec<FaultEvent> {
     let t = draw.between(10_000, 30_000);
     vec![
@@ -303,6 +326,15 @@ pub fn all() -> Vec<Scenario> {
             workload: Workload::default(),
             phases: phases(45_000),
             faults: unclean_election,
+            allowed: config_allowances,
+        },
+        Scenario {
+            name: "rolling-restart",
+            description: "each broker in turn shut down cleanly (controlled shutdown moves leadership first) and restarted: no loss, near-zero unavailability",
+            config: Config::default(),
+            workload: Workload::default(),
+            phases: phases(45_000),
+            faults: rolling_restart,
             allowed: config_allowances,
         },
         Scenario {

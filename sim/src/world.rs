@@ -534,6 +534,12 @@ impl World {
         let broker = &self.brokers[b.0 as usize];
         self.monitors
             .after_broker_event(self.events, broker, &self.brokers, &self.controller);
+        if broker.ready_to_stop(self.now) {
+            self.crash_broker(b, true);
+            self.stats
+                .timeline
+                .push((self.now.as_ms(), format!("{b} shut down cleanly")));
+        }
     }
 
     fn client_message(&mut self, c: ClientId, from: NodeId, msg: Message) {
@@ -720,16 +726,23 @@ impl World {
         let fault = self.faults[i].fault.clone();
         let now_ms = self.now.as_ms();
         let text = match fault {
-            Fault::Crash(t) | Fault::Shutdown(t) => {
-                let clean = matches!(fault, Fault::Shutdown(_));
-                match self.resolve(t) {
-                    Some(b) if !self.broker_life[b.0 as usize].down => {
-                        self.crash_broker(b, clean);
-                        format!("{} {b}", if clean { "shutdown" } else { "crash" })
-                    }
-                    _ => return,
+            Fault::Crash(t) => match self.resolve(t) {
+                Some(b) if !self.broker_life[b.0 as usize].down => {
+                    self.crash_broker(b, false);
+                    format!("crash {b}")
                 }
-            }
+                _ => return,
+            },
+            Fault::Shutdown(t) => match self.resolve(t) {
+                Some(b) if !self.broker_life[b.0 as usize].down => {
+                    let now = self.now;
+                    self.with_outbox(NodeId::Broker(b), |w, out| {
+                        w.brokers[b.0 as usize].begin_controlled_shutdown(now, out)
+                    });
+                    format!("controlled shutdown of {b} requested")
+                }
+                _ => return,
+            },
             Fault::Restart(b) => {
                 if !self.broker_life[b.0 as usize].down {
                     return;

@@ -20,6 +20,11 @@ use std::collections::BTreeMap;
 
 pub use leader::{DelayedProduce, ParkedFetch};
 
+/// How long a controlled shutdown waits for the controller before stopping anyway
+/// (Kafka: `controlled.shutdown.max.retries` x `controlled.shutdown.retry.backoff.ms`
+/// plus request time-outs).
+pub const CONTROLLED_SHUTDOWN_TIMEOUT_MS: u64 = 30_000;
+
 pub struct Broker {
     pub id: BrokerId,
     config: Config,
@@ -33,6 +38,10 @@ pub struct Broker {
     delayed_produces: BTreeMap<u64, DelayedProduce>,
     parked_fetches: BTreeMap<u64, ParkedFetch>,
     produce_timer_armed: bool,
+    /// Controlled shutdown: when it was requested, and whether the controller has
+    /// moved every leadership away.
+    shutdown_requested: Option<SimTime>,
+    shutdown_ready: bool,
     /// Is this incarnation running (false between crash and restart).
     pub running: bool,
 }
@@ -50,6 +59,8 @@ impl Broker {
             delayed_produces: BTreeMap::new(),
             parked_fetches: BTreeMap::new(),
             produce_timer_armed: false,
+            shutdown_requested: None,
+            shutdown_ready: false,
             running: false,
         }
     }
@@ -107,11 +118,43 @@ impl Broker {
         self.delayed_produces.clear();
         self.parked_fetches.clear();
         self.produce_timer_armed = false;
+        self.shutdown_requested = None;
+        self.shutdown_ready = false;
         for r in &mut self.replicas {
             r.log.crash();
             r.state = None;
             r.role = Role::Offline;
             r.high_watermark = r.high_watermark_checkpoint.min(r.log.log_end_offset());
+        }
+    }
+
+    /// Ask the controller for a controlled shutdown (KIP-631): it moves this broker's
+    /// leaderships away and takes it out of the ISRs; the broker stops once told so
+    /// (see [`Broker::ready_to_stop`]).
+    pub fn begin_controlled_shutdown(&mut self, now: SimTime, out: &mut Outbox) {
+        if self.shutdown_requested.is_some() {
+            return;
+        }
+        self.shutdown_requested = Some(now);
+        out.send(
+            NodeId::Controller,
+            Message::BrokerHeartbeat {
+                broker: self.id,
+                broker_epoch: self.broker_epoch,
+                want_shutdown: true,
+            },
+        );
+    }
+
+    /// The controller confirmed the shutdown, or it did not answer within
+    /// `CONTROLLED_SHUTDOWN_TIMEOUT_MS` (Kafka gives up after its retries and stops).
+    pub fn ready_to_stop(&self, now: SimTime) -> bool {
+        match self.shutdown_requested {
+            Some(since) => {
+                self.shutdown_ready
+                    || now.since(since) >= SimTime::from_ms(CONTROLLED_SHUTDOWN_TIMEOUT_MS)
+            }
+            None => false,
         }
     }
 
@@ -131,11 +174,12 @@ impl Broker {
             Message::BrokerHeartbeatResponse {
                 broker_epoch,
                 fenced,
+                shutdown_ready,
                 partitions,
-                ..
             } => {
                 if broker_epoch == self.broker_epoch {
                     self.fenced = fenced;
+                    self.shutdown_ready |= shutdown_ready && self.shutdown_requested.is_some();
                 }
                 self.apply_metadata(now, &partitions, out);
             }
@@ -227,7 +271,7 @@ impl Broker {
                     Message::BrokerHeartbeat {
                         broker: self.id,
                         broker_epoch: self.broker_epoch,
-                        want_shutdown: false,
+                        want_shutdown: self.shutdown_requested.is_some(),
                     },
                 );
                 out.timer_ms(
