@@ -78,11 +78,13 @@ impl Controller {
                 broker,
                 broker_epoch,
             } => {
-                let newer = self
-                    .brokers
-                    .get(&broker)
-                    .is_none_or(|s| s.broker_epoch < broker_epoch);
-                if !newer {
+                let known = self.brokers.get(&broker).map(|s| s.broker_epoch);
+                if known == Some(broker_epoch) {
+                    // A retried registration (the answer was lost): answer again.
+                    self.respond_heartbeat(from, broker_epoch, out);
+                    return;
+                }
+                if known.is_some_and(|k| k > broker_epoch) {
                     return;
                 }
                 // A new incarnation may have lost its unflushed tail: fence it (out of

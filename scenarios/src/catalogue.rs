@@ -1,7 +1,9 @@
 //! The scenarios of `scenarios.md` (faults and replication), each with its schedule and
 //! the anomalies its configuration allows.
 
-use crate::{Allowed, Draw, Fault, FaultEvent, LinkSet, Phases, Scenario, Target, Workload};
+use crate::{
+    Allowed, Draw, Fault, FaultEvent, LinkSet, NetworkSpec, Phases, Scenario, Target, Workload,
+};
 use model::config::Config;
 use model::types::{NodeId, PartitionId, SimTime};
 
@@ -288,6 +290,7 @@ pub fn all() -> Vec<Scenario> {
             description: "random hard crashes and restarts of brokers, leaders included: failover from the ISR loses no acknowledged write",
             config: Config::default(),
             workload: Workload::default(),
+            network: NetworkSpec::default(),
             phases: phases(40_000),
             faults: broker_failure,
             allowed: config_allowances,
@@ -297,6 +300,8 @@ pub fn all() -> Vec<Scenario> {
             description: "the leader isolated from followers and controller, symmetric and one-way, or a zombie follower deaf to the controller (KAFKA-6880): no split brain, no loss",
             config: Config::default(),
             workload: Workload::default(),
+            // Besides the partitions, the odd message is lost or delivered twice.
+            network: NetworkSpec { drop_per_million: 500, duplicate_per_million: 500, ..NetworkSpec::default() },
             phases: phases(60_000),
             faults: network_partition,
             allowed: config_allowances,
@@ -306,6 +311,7 @@ pub fn all() -> Vec<Scenario> {
             description: "one follower's replication slowed past replica.lag.time.max.ms, then restored: ISR shrink and re-expansion",
             config: Config::default(),
             workload: Workload::default(),
+            network: NetworkSpec::default(),
             phases: phases(55_000),
             faults: slow_follower,
             allowed: config_allowances,
@@ -315,6 +321,7 @@ pub fn all() -> Vec<Scenario> {
             description: "two of three replicas down: writes rejected with NOT_ENOUGH_REPLICAS (unavailability instead of loss)",
             config: Config::default(),
             workload: Workload::default(),
+            network: NetworkSpec::default(),
             phases: phases(40_000),
             faults: min_isr_unavailable,
             allowed: config_allowances,
@@ -324,6 +331,7 @@ pub fn all() -> Vec<Scenario> {
             description: "ISR shrinks to the leader, the leader dies, unclean.leader.election.enable=true: committed writes lost (allowed, counted)",
             config: unclean_config(),
             workload: Workload::default(),
+            network: NetworkSpec::default(),
             phases: phases(45_000),
             faults: unclean_election,
             allowed: config_allowances,
@@ -333,6 +341,7 @@ pub fn all() -> Vec<Scenario> {
             description: "each broker in turn shut down cleanly (controlled shutdown moves leadership first) and restarted: no loss, near-zero unavailability",
             config: Config::default(),
             workload: Workload::default(),
+            network: NetworkSpec::default(),
             phases: phases(45_000),
             faults: rolling_restart,
             allowed: config_allowances,
@@ -342,6 +351,7 @@ pub fn all() -> Vec<Scenario> {
             description: "every broker crashes at once, losing unsynced tails: loss beyond the fault tolerance, but replicas never diverge",
             config: Config::default(),
             workload: Workload::default(),
+            network: NetworkSpec::default(),
             phases: phases(40_000),
             faults: power_outage,
             allowed: power_outage_allowed,

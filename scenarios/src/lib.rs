@@ -65,6 +65,30 @@ impl Default for Workload {
     }
 }
 
+/// The network a scenario runs on. Links are FIFO per direction (TCP) unless
+/// `reorder` is set; loss and duplication are per message, in parts per million.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NetworkSpec {
+    pub latency_us_min: u64,
+    pub latency_us_max: u64,
+    pub drop_per_million: u64,
+    pub duplicate_per_million: u64,
+    pub reorder: bool,
+}
+
+impl Default for NetworkSpec {
+    /// A data-center LAN: 0.2-2 ms one way, no loss.
+    fn default() -> NetworkSpec {
+        NetworkSpec {
+            latency_us_min: 200,
+            latency_us_max: 2_000,
+            drop_per_million: 0,
+            duplicate_per_million: 0,
+            reorder: false,
+        }
+    }
+}
+
 /// An anomaly kind the scenario's configuration is allowed to show, and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Allowed {
@@ -88,6 +112,7 @@ pub struct Scenario {
     pub description: &'static str,
     pub config: Config,
     pub workload: Workload,
+    pub network: NetworkSpec,
     pub phases: Phases,
     /// Draws the fault schedule (called once per run, with the fault stream).
     pub faults: fn(&Config, &Phases, &mut dyn Draw) -> Vec<FaultEvent>,

@@ -4,29 +4,19 @@
 
 use crate::rng::SimRng;
 use model::types::{NodeId, SimTime};
+use scenarios::NetworkSpec;
 use std::collections::{BTreeMap, BTreeSet};
 
-#[derive(Clone, Debug)]
-pub struct NetworkConfig {
-    /// One-way latency bounds, in microseconds.
-    pub latency_us_min: u64,
-    pub latency_us_max: u64,
-    /// Loss as a ratio `drop_num / 1_000_000` per message.
-    pub drop_per_million: u64,
-}
-
-impl Default for NetworkConfig {
-    fn default() -> NetworkConfig {
-        NetworkConfig {
-            latency_us_min: 200,
-            latency_us_max: 2_000,
-            drop_per_million: 0,
-        }
-    }
+/// What the network does with one message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    Lost,
+    Once(SimTime),
+    Twice(SimTime, SimTime),
 }
 
 pub struct Network {
-    config: NetworkConfig,
+    config: NetworkSpec,
     rng: SimRng,
     /// Directed (from, to) pairs whose messages are dropped.
     blocked: BTreeSet<(NodeId, NodeId)>,
@@ -37,7 +27,7 @@ pub struct Network {
 }
 
 impl Network {
-    pub fn new(config: NetworkConfig, rng: SimRng) -> Network {
+    pub fn new(config: NetworkSpec, rng: SimRng) -> Network {
         Network {
             config,
             rng,
@@ -47,13 +37,23 @@ impl Network {
         }
     }
 
-    /// When a message sent now from `from` to `to` arrives, or `None` if it is lost.
-    pub fn schedule(&mut self, now: SimTime, from: NodeId, to: NodeId) -> Option<SimTime> {
-        if self.config.drop_per_million > 0
-            && self.rng.chance(self.config.drop_per_million, 1_000_000)
-        {
-            return None;
+    /// When a message sent now from `from` to `to` arrives (possibly twice), or
+    /// nothing if it is lost.
+    pub fn schedule(&mut self, now: SimTime, from: NodeId, to: NodeId) -> Delivery {
+        if self.rng.chance(self.config.drop_per_million, 1_000_000) {
+            return Delivery::Lost;
         }
+        let at = self.arrival(now, from, to);
+        if self
+            .rng
+            .chance(self.config.duplicate_per_million, 1_000_000)
+        {
+            return Delivery::Twice(at, self.arrival(now, from, to));
+        }
+        Delivery::Once(at)
+    }
+
+    fn arrival(&mut self, now: SimTime, from: NodeId, to: NodeId) -> SimTime {
         let mut latency = self
             .rng
             .between(self.config.latency_us_min, self.config.latency_us_max);
@@ -63,13 +63,16 @@ impl Network {
                 + self.slow.get(&to).copied().unwrap_or(0);
         }
         let at = now.plus(SimTime::from_us(latency));
+        if self.config.reorder {
+            return at;
+        }
         let link = (from, to);
         let at = match self.last_delivery.get(&link) {
             Some(&last) if last > at => last,
             _ => at,
         };
         self.last_delivery.insert(link, at);
-        Some(at)
+        at
     }
 
     /// Is the link from `from` to `to` cut (checked at delivery time)?
@@ -104,12 +107,14 @@ mod tests {
 
     #[test]
     fn fifo_per_link_and_partitions_are_directional() {
-        let mut n = Network::new(NetworkConfig::default(), SimRng::new(3, 1));
+        let mut n = Network::new(NetworkSpec::default(), SimRng::new(3, 1));
         let a = NodeId::Broker(BrokerId(0));
         let b = NodeId::Broker(BrokerId(1));
         let mut last = SimTime::ZERO;
         for i in 0..100 {
-            let at = n.schedule(SimTime(i), a, b).unwrap();
+            let Delivery::Once(at) = n.schedule(SimTime(i), a, b) else {
+                panic!("lossless network")
+            };
             assert!(at >= last, "FIFO on one link");
             last = at;
         }

@@ -133,8 +133,7 @@ pub fn run(opts: &RunOptions) -> Result<RunResult, SetupError> {
     let mut world = crate::world::World::new(
         opts.seed,
         config.clone(),
-        &scenario.workload,
-        scenario.phases,
+        &scenario,
         faults,
         opts.keep_trace,
     );

@@ -3,7 +3,7 @@
 //! thread, so the same seed gives the same events in the same order.
 
 use crate::monitors::Monitors;
-use crate::network::{Network, NetworkConfig};
+use crate::network::{Delivery, Network};
 use crate::queue::EventQueue;
 use crate::recorder::Recorder;
 use crate::rng::{SimRng, Stream};
@@ -16,7 +16,7 @@ use model::controller::Controller;
 use model::message::Message;
 use model::outbox::{DiskCompletion, DiskOp, Note, Outbox, Timer};
 use model::types::{BrokerEpoch, BrokerId, ClientId, NodeId, PartitionId, SimTime};
-use scenarios::{Fault, FaultEvent, LinkSet, Phases, Target, Workload};
+use scenarios::{Fault, FaultEvent, LinkSet, Phases, Scenario, Target};
 use std::collections::BTreeMap;
 
 /// Safety valve: a run that needs more events than this has not converged.
@@ -110,11 +110,13 @@ impl World {
     pub fn new(
         seed: u64,
         config: Config,
-        workload: &Workload,
-        phases: Phases,
+        scenario: &Scenario,
         faults: Vec<FaultEvent>,
         keep_trace: bool,
     ) -> World {
+        let workload = &scenario.workload;
+        let phases = scenario.phases;
+        let network = scenario.network;
         let keys: Vec<String> = config.partition_table().iter().map(|s| s.key()).collect();
         let mut disk_rng = SimRng::stream(seed, Stream::Disk);
         let brokers: Vec<Broker> = (0..config.brokers)
@@ -165,10 +167,7 @@ impl World {
                 client_seeds.next_u64(),
             ));
         }
-        let network = Network::new(
-            NetworkConfig::default(),
-            SimRng::stream(seed, Stream::Network),
-        );
+        let network = Network::new(network, SimRng::stream(seed, Stream::Network));
         World {
             controller: Controller::new(&config),
             broker_life: vec![NodeLife::default(); brokers.len()],
@@ -285,21 +284,7 @@ impl World {
         let incarnation = self.incarnation(node);
         for (to, msg) in out.messages.drain(..) {
             self.stats.messages_sent += 1;
-            match self.network.schedule(self.now, node, to) {
-                Some(at) => {
-                    let to_inc = self.incarnation(to);
-                    self.queue.push(
-                        at,
-                        Event::Deliver {
-                            from: node,
-                            to,
-                            incarnation: to_inc,
-                            msg: Box::new(msg),
-                        },
-                    );
-                }
-                None => self.stats.messages_dropped += 1,
-            }
+            self.transmit(node, to, msg);
         }
         for (delay, timer) in out.timers.drain(..) {
             self.queue.push(
@@ -678,18 +663,29 @@ impl World {
     /// Tell `to` that its connection to broker `b` broke (a process that dies closes
     /// its sockets; the peers see the reset after a network delay).
     fn send_disconnect(&mut self, b: BrokerId, to: NodeId) {
-        let from = NodeId::Broker(b);
-        if let Some(at) = self.network.schedule(self.now, from, to) {
-            let incarnation = self.incarnation(to);
-            self.queue.push(
-                at,
-                Event::Deliver {
-                    from,
-                    to,
-                    incarnation,
-                    msg: Box::new(Message::ConnectionClosed { broker: b }),
-                },
-            );
+        self.transmit(
+            NodeId::Broker(b),
+            to,
+            Message::ConnectionClosed { broker: b },
+        );
+    }
+
+    /// Put a message on the network: lost, delivered once, or (rarely) twice.
+    fn transmit(&mut self, from: NodeId, to: NodeId, msg: Message) {
+        let incarnation = self.incarnation(to);
+        let deliver = |msg| Event::Deliver {
+            from,
+            to,
+            incarnation,
+            msg: Box::new(msg),
+        };
+        match self.network.schedule(self.now, from, to) {
+            Delivery::Lost => self.stats.messages_dropped += 1,
+            Delivery::Once(at) => self.queue.push(at, deliver(msg)),
+            Delivery::Twice(first, second) => {
+                self.queue.push(first, deliver(msg.clone()));
+                self.queue.push(second, deliver(msg));
+            }
         }
     }
 

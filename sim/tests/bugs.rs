@@ -4,8 +4,8 @@
 //! is the bug's, not the scenario's).
 //!
 //! TODO(unfenced-fetch): not tested yet — its detection (KIP-320: a follower that missed
-//! an epoch change keeps fetching without truncating) is still being worked on; no
-//! scenario catches it yet.
+//! an epoch change keeps fetching without truncating) is still being worked on
+//! (`network-partition`'s zombie-follower mode); add a test here once it settles.
 
 mod common;
 

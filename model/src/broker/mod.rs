@@ -31,6 +31,8 @@ pub struct Broker {
     pub broker_epoch: BrokerEpoch,
     /// Whether the controller last told us we are fenced.
     pub fenced: bool,
+    /// The controller has answered this incarnation's registration.
+    registered: bool,
     pub replicas: Vec<Replica>,
     /// Metadata for every partition (also those we do not host), for clients.
     next_correlation: u64,
@@ -53,6 +55,7 @@ impl Broker {
             config: config.clone(),
             broker_epoch: BrokerEpoch(0),
             fenced: true,
+            registered: false,
             replicas: config.partition_ids().map(Replica::new).collect(),
             next_correlation: 0,
             pending_fsync: BTreeMap::new(),
@@ -114,6 +117,7 @@ impl Broker {
     pub fn crash(&mut self) {
         self.running = false;
         self.fenced = true;
+        self.registered = false;
         self.pending_fsync.clear();
         self.delayed_produces.clear();
         self.parked_fetches.clear();
@@ -178,6 +182,7 @@ impl Broker {
                 partitions,
             } => {
                 if broker_epoch == self.broker_epoch {
+                    self.registered = true;
                     self.fenced = fenced;
                     self.shutdown_ready |= shutdown_ready && self.shutdown_requested.is_some();
                 }
@@ -265,6 +270,20 @@ impl Broker {
     pub fn handle_timeout(&mut self, now: SimTime, timer: Timer, out: &mut Outbox) {
         debug_assert!(self.running);
         match timer {
+            Timer::BrokerHeartbeat if !self.registered => {
+                // The registration (or its answer) was lost: register again.
+                out.send(
+                    NodeId::Controller,
+                    Message::BrokerRegistration {
+                        broker: self.id,
+                        broker_epoch: self.broker_epoch,
+                    },
+                );
+                out.timer_ms(
+                    self.config.broker_heartbeat_interval_ms,
+                    Timer::BrokerHeartbeat,
+                );
+            }
             Timer::BrokerHeartbeat => {
                 out.send(
                     NodeId::Controller,

@@ -43,7 +43,9 @@ pub struct ProducerWorkload {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum RecordOutcome {
     Pending,
-    Written(Offset),
+    /// Appended; the offset is unknown when only a later batch's acknowledgement
+    /// proved it (sequence numbers are appended in order).
+    Written(Option<Offset>),
     NotWritten,
     Unknown,
 }
@@ -89,7 +91,15 @@ struct PartitionQueue {
     /// Producer epoch of this partition (bumped when a batch expires).
     epoch: u32,
     next_sequence: Sequence,
+    /// Highest sequence acknowledged in the current epoch.
+    acked_sequence: Option<Sequence>,
     batches: VecDeque<u64>,
+}
+
+/// The producer id of a client's partition epoch: the client id in the high half, the
+/// epoch in the low half (standing in for InitProducerId and KIP-360's epoch bump).
+fn producer_id(client: ClientId, epoch: u32) -> ProducerId {
+    ProducerId((u64::from(client.0) << 32) | u64::from(epoch))
 }
 
 /// Set `timer` for `at` unless one already fires at or before it.
@@ -139,6 +149,7 @@ impl Producer {
                 .map(|_| PartitionQueue {
                     epoch: 0,
                     next_sequence: 0,
+                    acked_sequence: None,
                     batches: VecDeque::new(),
                 })
                 .collect(),
@@ -301,7 +312,7 @@ impl Producer {
                 };
                 for r in results {
                     match r.result {
-                        Ok(base) => self.complete_batch(now, id, Ok(base), out),
+                        Ok(base) => self.complete_batch(now, id, Ok(Some(base)), out),
                         Err(e) => {
                             let retriable = !matches!(e, ErrorCode::OffsetOutOfRange);
                             let appended = matches!(
@@ -317,6 +328,13 @@ impl Producer {
                                     | ErrorCode::LeaderNotAvailable
                             ) {
                                 self.meta.invalidate(r.partition);
+                            }
+                            if e == ErrorCode::OutOfOrderSequenceNumber && self.acked_after(id) {
+                                // A later sequence of this epoch was acknowledged, and the
+                                // broker appends sequences only in order: this batch is in
+                                // the log, out of the dedupe window. Its offset is unknown.
+                                self.complete_batch(now, id, Ok(None), out);
+                                continue;
                             }
                             if matches!(
                                 e,
@@ -339,6 +357,17 @@ impl Producer {
         self.drain(now, out);
     }
 
+    /// Was a sequence after this batch's already acknowledged in the same epoch?
+    fn acked_after(&self, id: u64) -> bool {
+        let Some(b) = self.batches.get(&id) else {
+            return false;
+        };
+        let Some(stamp) = b.stamp else { return false };
+        let q = &self.queues[b.partition.index()];
+        stamp.producer_id == producer_id(self.id, q.epoch)
+            && q.acked_sequence.is_some_and(|a| a >= stamp.base_sequence)
+    }
+
     /// A sequence error on the oldest unacknowledged batch of its partition means the
     /// broker lost this producer's earlier batches (an unclean election or a lossy
     /// crash): bump the partition's producer epoch and start its sequence again, as
@@ -353,6 +382,7 @@ impl Producer {
         }
         q.epoch += 1;
         q.next_sequence = 0;
+        q.acked_sequence = None;
         for bid in q.batches.iter() {
             if let Some(b) = self.batches.get_mut(bid) {
                 if *bid == id || !matches!(b.state, BatchState::Inflight(_)) {
@@ -490,6 +520,12 @@ impl Producer {
         for pi in 0..self.queues.len() {
             // Index rather than iterate: `send_batch` mutates the batch, never the queue.
             for k in 0..self.queues[pi].batches.len() {
+                // An idempotent producer keeps at most max.in.flight unacknowledged
+                // batches per partition, so a retry of the oldest always falls inside
+                // the broker's five-batch window (KIP-98).
+                if self.config.enable_idempotence && k >= max_inflight {
+                    break;
+                }
                 let id = self.queues[pi].batches[k];
                 let state = self.batches[&id].state;
                 match state {
@@ -534,7 +570,7 @@ impl Producer {
             (true, None) => {
                 let q = &mut self.queues[p.index()];
                 let s = ProducerStamp {
-                    producer_id: ProducerId((u64::from(self.id.0) << 32) | u64::from(q.epoch)),
+                    producer_id: producer_id(self.id, q.epoch),
                     base_sequence: q.next_sequence,
                 };
                 q.next_sequence += b.records.len() as u32;
@@ -593,9 +629,9 @@ impl Producer {
             if !expired {
                 continue;
             }
-            // Index rather than iterate: `send_batch` mutates the batch, never the queue.
-            for k in 0..self.queues[pi].batches.len() {
-                let id = self.queues[pi].batches[k];
+            // Completing a batch removes it from the queue: take the ids first.
+            let ids: Vec<u64> = self.queues[pi].batches.iter().copied().collect();
+            for id in ids {
                 if let BatchState::Inflight(c) = self.batches[&id].state {
                     self.inflight.remove(&c);
                     self.batches.get_mut(&id).expect("exists").maybe_appended = true;
@@ -608,6 +644,8 @@ impl Producer {
             let q = &mut self.queues[pi];
             q.epoch += 1;
             q.next_sequence = 0;
+            q.acked_sequence = None;
+            q.acked_sequence = None;
         }
     }
 
@@ -615,18 +653,26 @@ impl Producer {
         &mut self,
         now: SimTime,
         id: u64,
-        result: Result<Offset, ErrorCode>,
+        result: Result<Option<Offset>, ErrorCode>,
         out: &mut Outbox,
     ) {
         let Some(b) = self.batches.remove(&id) else {
             return;
         };
+        if let (Ok(_), Some(stamp)) = (result, b.stamp) {
+            let q = &mut self.queues[b.partition.index()];
+            if stamp.producer_id == producer_id(self.id, q.epoch) {
+                let last = stamp.base_sequence + b.records.len() as u32 - 1;
+                q.acked_sequence = Some(q.acked_sequence.map_or(last, |a| a.max(last)));
+            }
+        }
         self.queues[b.partition.index()]
             .batches
             .retain(|&x| x != id);
         for (i, &(_, thread, index)) in b.records.iter().enumerate() {
             let outcome = match result {
-                Ok(base) => RecordOutcome::Written(Offset(base.0 + i as u64)),
+                Ok(Some(base)) => RecordOutcome::Written(Some(Offset(base.0 + i as u64))),
+                Ok(None) => RecordOutcome::Written(None),
                 Err(_) if b.maybe_appended => RecordOutcome::Unknown,
                 Err(_) => RecordOutcome::NotWritten,
             };
@@ -675,7 +721,7 @@ impl Producer {
                     partition,
                     value,
                     offset: match o {
-                        RecordOutcome::Written(off) => Some(off),
+                        RecordOutcome::Written(off) => off,
                         _ => None,
                     },
                 })
