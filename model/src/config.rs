@@ -72,6 +72,9 @@ pub struct Config {
     /// `log.flush.interval.ms`: `None` is Kafka's default (never fsync explicitly; the OS
     /// writes dirty pages back "eventually", modelled by `os_flush_interval_ms`).
     pub log_flush_interval_ms: Option<u64>,
+    /// `log.flush.interval.messages`: fsync once this many records are unflushed
+    /// (`None`, Kafka's default, leaves it to time).
+    pub log_flush_interval_messages: Option<u64>,
     /// Not a Kafka key: the period of the OS's dirty-page write-back (Linux's
     /// `vm.dirty_writeback_centisecs`/`dirty_expire_centisecs`, ~5-30 s).
     pub os_flush_interval_ms: u64,
@@ -115,6 +118,7 @@ impl Default for Config {
             broker_heartbeat_interval_ms: 2_000,
             broker_session_timeout_ms: 9_000,
             log_flush_interval_ms: None,
+            log_flush_interval_messages: None,
             os_flush_interval_ms: 5_000,
             replica_high_watermark_checkpoint_interval_ms: 5_000,
             acks: Acks::All,
@@ -146,6 +150,7 @@ pub const SETTABLE_KEYS: &[&str] = &[
     "broker.heartbeat.interval.ms",
     "broker.session.timeout.ms",
     "log.flush.interval.ms",
+    "log.flush.interval.messages",
     "acks",
     "enable.idempotence",
     "linger.ms",
@@ -201,6 +206,9 @@ impl Config {
             }
             "broker.session.timeout.ms" => self.broker_session_timeout_ms = parse_u64(key, value)?,
             "log.flush.interval.ms" => self.log_flush_interval_ms = Some(parse_u64(key, value)?),
+            "log.flush.interval.messages" => {
+                self.log_flush_interval_messages = Some(parse_u64(key, value)?.max(1))
+            }
             "acks" => {
                 self.acks = match value {
                     "0" => Acks::None,

@@ -234,6 +234,11 @@ impl Broker {
                         r.log.append(record);
                     }
                 }
+                self.maybe_flush_by_count(p);
+                let r = &mut self.replicas[p.index()];
+                let Role::Follower(f) = &mut r.role else {
+                    return;
+                };
                 if let Some(hw) = data.high_watermark {
                     r.high_watermark = hw.min(r.log.log_end_offset());
                     f.hw_confirmed = true;

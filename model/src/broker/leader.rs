@@ -524,6 +524,7 @@ impl Broker {
                 Err(e) => parts.push((p, epoch, Offset::ZERO, Err(e), true)),
             }
             if p.index() < self.replicas.len() {
+                self.maybe_flush_by_count(p);
                 self.wake_parked_fetches(p, true, out);
                 self.maybe_advance_high_watermark(now, p, out);
             }

@@ -299,14 +299,7 @@ impl Broker {
                 );
             }
             Timer::Flush => {
-                let token = self.next_correlation();
-                let marks = self
-                    .replicas
-                    .iter()
-                    .map(|r| (r.partition, r.log.log_end_offset(), r.high_watermark))
-                    .collect();
-                self.pending_fsync.insert(token, marks);
-                out.disk.push(DiskOp::Fsync { token });
+                self.fsync(out);
                 out.timer_ms(self.flush_interval_ms(), Timer::Flush);
             }
             Timer::IsrCheck => {
@@ -332,6 +325,35 @@ impl Broker {
                 // writes it on its own 5 s timer); never above the durable log.
                 r.high_watermark_checkpoint = hw.min(r.log.flushed_offset());
             }
+        }
+    }
+
+    /// Ask the disk to make every log durable up to its current end (and the HW
+    /// checkpoint with it); the completion marks what became durable.
+    fn fsync(&mut self, out: &mut Outbox) {
+        let token = self.next_correlation();
+        let marks = self
+            .replicas
+            .iter()
+            .map(|r| (r.partition, r.log.log_end_offset(), r.high_watermark))
+            .collect();
+        self.pending_fsync.insert(token, marks);
+        out.disk.push(DiskOp::Fsync { token });
+    }
+
+    /// `log.flush.interval.messages`: Kafka flushes synchronously inside the append
+    /// once this many records are unflushed, so they are durable before anything (an
+    /// acknowledgement, a fetch response) follows. Simplification: the flush is
+    /// instantaneous here (its latency is not charged to the append).
+    pub(super) fn maybe_flush_by_count(&mut self, p: PartitionId) {
+        let Some(limit) = self.config.log_flush_interval_messages else {
+            return;
+        };
+        let r = &mut self.replicas[p.index()];
+        let leo = r.log.log_end_offset();
+        if leo.0 - r.log.flushed_offset().0 >= limit {
+            r.log.mark_flushed(leo);
+            r.high_watermark_checkpoint = r.high_watermark;
         }
     }
 
