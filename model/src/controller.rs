@@ -413,3 +413,209 @@ impl Controller {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn controller() -> Controller {
+        Controller::new(&Config::default())
+    }
+
+    fn join(c: &mut Controller, now: SimTime, b: u32, epoch: u64, out: &mut Outbox) {
+        let from = NodeId::Broker(BrokerId(b));
+        let broker_epoch = BrokerEpoch(epoch);
+        c.handle_message(
+            now,
+            from,
+            Message::BrokerRegistration {
+                broker: BrokerId(b),
+                broker_epoch,
+            },
+            out,
+        );
+        c.handle_message(
+            now,
+            from,
+            Message::BrokerHeartbeat {
+                broker: BrokerId(b),
+                broker_epoch,
+                want_shutdown: false,
+            },
+            out,
+        );
+    }
+
+    fn cluster() -> (Controller, Outbox) {
+        let mut c = controller();
+        let mut out = Outbox::default();
+        for b in 0..3 {
+            join(&mut c, SimTime::ZERO, b, 1, &mut out);
+        }
+        (c, out)
+    }
+
+    #[test]
+    fn topic_is_created_with_preferred_leaders_once_every_broker_is_up() {
+        let mut c = controller();
+        let mut out = Outbox::default();
+        join(&mut c, SimTime::ZERO, 0, 1, &mut out);
+        join(&mut c, SimTime::ZERO, 1, 1, &mut out);
+        assert!(!c.topic_created, "two of three brokers are not enough");
+        join(&mut c, SimTime::ZERO, 2, 1, &mut out);
+        assert!(c.topic_created);
+        for s in &c.partitions {
+            assert_eq!(s.leader, Some(s.replicas[0]));
+            assert_eq!(s.isr.len(), 3);
+            assert_eq!(s.leader_epoch, Epoch(1));
+        }
+    }
+
+    #[test]
+    fn expired_session_fences_the_broker_and_elects_from_the_isr() {
+        let (mut c, mut out) = cluster();
+        // Brokers 1 and 2 keep heartbeating; broker 0 falls silent.
+        let later = SimTime::from_ms(10_000);
+        for b in 1..3 {
+            c.handle_message(
+                later,
+                NodeId::Broker(BrokerId(b)),
+                Message::BrokerHeartbeat {
+                    broker: BrokerId(b),
+                    broker_epoch: BrokerEpoch(1),
+                    want_shutdown: false,
+                },
+                &mut out,
+            );
+        }
+        c.handle_timeout(later, Timer::SessionCheck, &mut out);
+        let p0 = &c.partitions[0];
+        assert_eq!(
+            p0.leader,
+            Some(BrokerId(1)),
+            "next ISR member in replica order"
+        );
+        assert_eq!(p0.leader_epoch, Epoch(2));
+        assert!(
+            !p0.isr.contains(&BrokerId(0)),
+            "a fenced broker leaves the ISR"
+        );
+        c.check_invariants();
+    }
+
+    #[test]
+    fn alter_partition_rejects_stale_epochs_and_fenced_replicas() {
+        let (mut c, mut out) = cluster();
+        let leader = BrokerId(0);
+        let ask =
+            |c: &mut Controller, partition_epoch: u32, isr: Vec<BrokerId>, out: &mut Outbox| {
+                c.alter_partition(
+                    leader,
+                    BrokerEpoch(1),
+                    PartitionId(0),
+                    Epoch(1),
+                    PartitionEpoch(partition_epoch),
+                    isr,
+                    out,
+                )
+            };
+        assert_eq!(
+            ask(&mut c, 0, vec![BrokerId(0), BrokerId(1)], &mut out),
+            Err(ErrorCode::InvalidUpdateVersion),
+            "built on an old partition epoch"
+        );
+        let shrunk =
+            ask(&mut c, 1, vec![BrokerId(0), BrokerId(1)], &mut out).expect("valid shrink");
+        assert_eq!(shrunk.partition_epoch, PartitionEpoch(2));
+        // Broker 2 re-registers (a new incarnation): it is fenced until it heartbeats.
+        c.handle_message(
+            SimTime::ZERO,
+            NodeId::Broker(BrokerId(2)),
+            Message::BrokerRegistration {
+                broker: BrokerId(2),
+                broker_epoch: BrokerEpoch(2),
+            },
+            &mut out,
+        );
+        assert_eq!(
+            ask(
+                &mut c,
+                2,
+                vec![BrokerId(0), BrokerId(1), BrokerId(2)],
+                &mut out
+            ),
+            Err(ErrorCode::IneligibleReplica)
+        );
+    }
+
+    #[test]
+    fn unclean_election_only_when_enabled() {
+        for unclean in [false, true] {
+            let mut config = Config::default();
+            config.unclean_leader_election_enable = unclean;
+            let mut c = Controller::new(&config);
+            let mut out = Outbox::default();
+            for b in 0..3 {
+                join(&mut c, SimTime::ZERO, b, 1, &mut out);
+            }
+            // The ISR of partition 0 is just its leader; then the leader goes away.
+            c.alter_partition(
+                BrokerId(0),
+                BrokerEpoch(1),
+                PartitionId(0),
+                Epoch(1),
+                PartitionEpoch(1),
+                vec![BrokerId(0)],
+                &mut out,
+            )
+            .unwrap();
+            join(&mut c, SimTime::ZERO, 0, 2, &mut out);
+            c.handle_message(
+                SimTime::ZERO,
+                NodeId::Broker(BrokerId(0)),
+                Message::BrokerRegistration {
+                    broker: BrokerId(0),
+                    broker_epoch: BrokerEpoch(3),
+                },
+                &mut out,
+            );
+            let p0 = &c.partitions[0];
+            if unclean {
+                assert_eq!(
+                    p0.leader,
+                    Some(BrokerId(1)),
+                    "an out-of-sync replica is elected"
+                );
+                assert_eq!(p0.isr, vec![BrokerId(1)]);
+            } else {
+                assert_eq!(p0.leader, None, "offline rather than lose committed data");
+                assert_eq!(p0.isr, vec![BrokerId(0)]);
+            }
+        }
+    }
+
+    #[test]
+    fn controlled_shutdown_moves_leadership_first() {
+        let (mut c, mut out) = cluster();
+        c.handle_message(
+            SimTime::ZERO,
+            NodeId::Broker(BrokerId(0)),
+            Message::BrokerHeartbeat {
+                broker: BrokerId(0),
+                broker_epoch: BrokerEpoch(1),
+                want_shutdown: true,
+            },
+            &mut out,
+        );
+        assert!(c.partitions.iter().all(|s| s.leader != Some(BrokerId(0))));
+        assert!(c.partitions.iter().all(|s| !s.isr.contains(&BrokerId(0))));
+        let ready = out.messages.iter().rev().find_map(|(to, m)| match (to, m) {
+            (
+                NodeId::Broker(BrokerId(0)),
+                Message::BrokerHeartbeatResponse { shutdown_ready, .. },
+            ) => Some(*shutdown_ready),
+            _ => None,
+        });
+        assert_eq!(ready, Some(true));
+    }
+}

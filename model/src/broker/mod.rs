@@ -9,6 +9,8 @@
 mod follower;
 mod leader;
 pub mod replica;
+#[cfg(test)]
+mod tests;
 
 use crate::bug::Bug;
 use crate::config::Config;

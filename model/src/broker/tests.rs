@@ -1,0 +1,272 @@
+//! Broker unit tests, driving one or two brokers by hand with the messages the
+//! controller and peers would send.
+
+use super::replica::{FollowerPhase, Role};
+use super::Broker;
+use crate::config::Config;
+use crate::message::{Message, PartitionState, ProduceBatch, Record};
+use crate::outbox::Outbox;
+use crate::types::{
+    BrokerEpoch, BrokerId, Epoch, NodeId, Offset, PartitionEpoch, PartitionId, SimTime,
+};
+
+const P: PartitionId = PartitionId(0);
+
+fn config() -> Config {
+    let mut c = Config::default();
+    c.partitions = 1;
+    c
+}
+
+fn broker(id: u32) -> Broker {
+    let mut b = Broker::new(BrokerId(id), &config());
+    b.start(SimTime::ZERO, BrokerEpoch(1), &mut Outbox::default());
+    b
+}
+
+fn state(leader: u32, epoch: u32, isr: &[u32], partition_epoch: u32) -> PartitionState {
+    PartitionState {
+        partition: P,
+        replicas: vec![BrokerId(0), BrokerId(1), BrokerId(2)],
+        leader: Some(BrokerId(leader)),
+        leader_epoch: Epoch(epoch),
+        isr: isr.iter().map(|&b| BrokerId(b)).collect(),
+        partition_epoch: PartitionEpoch(partition_epoch),
+    }
+}
+
+fn publish(b: &mut Broker, s: PartitionState, out: &mut Outbox) {
+    b.handle_message(
+        SimTime::ZERO,
+        NodeId::Controller,
+        Message::PartitionChange { states: vec![s] },
+        out,
+    );
+}
+
+fn record(value: u64, epoch: u32) -> Record {
+    Record {
+        value,
+        epoch: Epoch(epoch),
+        producer: None,
+    }
+}
+
+/// Deliver every message in `out` addressed to `to` and return what it sent back.
+fn deliver(to: &mut Broker, from: NodeId, out: &mut Outbox) -> Outbox {
+    let mut reply = Outbox::default();
+    let me = NodeId::Broker(to.id);
+    for (dest, msg) in std::mem::take(&mut out.messages) {
+        if dest == me {
+            to.handle_message(SimTime::from_ms(1), from, msg, &mut reply);
+        }
+    }
+    reply
+}
+
+#[test]
+fn follower_truncates_to_the_leaders_end_offset_for_its_last_epoch() {
+    // KIP-101: the follower's epoch-2 suffix came from a deposed leader; the new leader
+    // (epoch 3) never had epoch 2, so it answers with epoch 1's end (KIP-279).
+    let mut leader = broker(0);
+    let mut follower = broker(1);
+    for (v, e) in [(1, 1), (2, 1), (30, 3)] {
+        leader.replicas[0].log.append(record(v, e));
+    }
+    for (v, e) in [(1, 1), (2, 1), (20, 2), (21, 2)] {
+        follower.replicas[0].log.append(record(v, e));
+    }
+    let s = state(0, 3, &[0, 1], 5);
+    let mut out = Outbox::default();
+    publish(&mut leader, s.clone(), &mut out);
+    publish(&mut follower, s, &mut out);
+    assert!(out.messages.iter().any(|(_, m)| matches!(
+        m,
+        Message::OffsetsForLeaderEpoch {
+            leader_epoch: Epoch(2),
+            current_leader_epoch: Some(Epoch(3)),
+            ..
+        }
+    )));
+    let mut answer = deliver(&mut leader, NodeId::Broker(BrokerId(1)), &mut out);
+    let mut next = deliver(&mut follower, NodeId::Broker(BrokerId(0)), &mut answer);
+    assert_eq!(
+        follower.replicas[0].log.log_end_offset(),
+        Offset(2),
+        "epoch-2 suffix truncated"
+    );
+    assert!(next.messages.iter().any(|(_, m)| matches!(
+        m,
+        Message::Fetch {
+            fetch_offset: Offset(2),
+            ..
+        }
+    )));
+    // It fetches the leader's epoch-3 record and matches the leader's log.
+    let mut data = deliver(&mut leader, NodeId::Broker(BrokerId(1)), &mut next);
+    deliver(&mut follower, NodeId::Broker(BrokerId(0)), &mut data);
+    assert_eq!(
+        follower.replicas[0].log.prefix_hash(Offset(3)),
+        leader.replicas[0].log.prefix_hash(Offset(3))
+    );
+}
+
+#[test]
+fn hw_truncation_bug_truncates_to_the_local_high_watermark_instead() {
+    let mut c = config();
+    c.bugs.insert(crate::bug::Bug::HwTruncation);
+    let mut follower = Broker::new(BrokerId(1), &c);
+    follower.start(SimTime::ZERO, BrokerEpoch(1), &mut Outbox::default());
+    for v in 0..5 {
+        follower.replicas[0].log.append(record(v, 1));
+    }
+    follower.replicas[0].high_watermark = Offset(3);
+    publish(
+        &mut follower,
+        state(0, 2, &[0, 1], 3),
+        &mut Outbox::default(),
+    );
+    assert_eq!(follower.replicas[0].log.log_end_offset(), Offset(3));
+    assert!(
+        matches!(&follower.replicas[0].role, Role::Follower(f) if f.phase == FollowerPhase::Fetching)
+    );
+}
+
+#[test]
+fn high_watermark_waits_for_a_replica_whose_isr_addition_is_pending() {
+    // KIP-497: while adding broker 2 is pending, the HW is the minimum over {0, 1, 2}.
+    let mut leader = broker(0);
+    let mut out = Outbox::default();
+    publish(&mut leader, state(0, 1, &[0, 1], 1), &mut out);
+    let fetch = |b: u32, offset: u64, correlation: u64| Message::Fetch {
+        correlation,
+        replica: Some(BrokerId(b)),
+        partition: P,
+        fetch_offset: Offset(offset),
+        current_leader_epoch: Some(Epoch(1)),
+        max_records: 100,
+    };
+    let produce = |values: Vec<u64>| Message::Produce {
+        correlation: 1,
+        acks_all: true,
+        acks_none: false,
+        batches: vec![ProduceBatch {
+            partition: P,
+            producer: None,
+            values,
+        }],
+    };
+    let client = NodeId::Client(crate::types::ClientId(0));
+    leader.handle_message(SimTime::ZERO, client, produce(vec![1, 2]), &mut out);
+    leader.handle_message(
+        SimTime::ZERO,
+        NodeId::Broker(BrokerId(1)),
+        fetch(1, 2, 1),
+        &mut out,
+    );
+    assert_eq!(leader.replicas[0].high_watermark, Offset(2));
+    // Broker 2 has caught up: the leader proposes adding it.
+    out.messages.clear();
+    leader.handle_message(
+        SimTime::ZERO,
+        NodeId::Broker(BrokerId(2)),
+        fetch(2, 2, 2),
+        &mut out,
+    );
+    assert!(out.messages.iter().any(|(to, m)| *to == NodeId::Controller
+        && matches!(m, Message::AlterPartition { new_isr, .. } if new_isr.len() == 3)));
+    // New records: broker 1 fetches them, broker 2 does not; the HW must wait.
+    leader.handle_message(SimTime::ZERO, client, produce(vec![3, 4]), &mut out);
+    leader.handle_message(
+        SimTime::ZERO,
+        NodeId::Broker(BrokerId(1)),
+        fetch(1, 4, 3),
+        &mut out,
+    );
+    assert_eq!(
+        leader.replicas[0].high_watermark,
+        Offset(2),
+        "maximal ISR includes broker 2"
+    );
+    // A late answer to an older proposal does not end the pending one.
+    leader.handle_message(
+        SimTime::ZERO,
+        NodeId::Controller,
+        Message::AlterPartitionResponse {
+            partition: P,
+            proposed: vec![BrokerId(0)],
+            result: Err(crate::message::ErrorCode::InvalidUpdateVersion),
+        },
+        &mut out,
+    );
+    assert_eq!(leader.replicas[0].high_watermark, Offset(2));
+    leader.handle_message(
+        SimTime::ZERO,
+        NodeId::Broker(BrokerId(2)),
+        fetch(2, 4, 4),
+        &mut out,
+    );
+    assert_eq!(leader.replicas[0].high_watermark, Offset(4));
+}
+
+#[test]
+fn fetch_with_a_stale_leader_epoch_is_fenced() {
+    // KIP-320: a follower still on epoch 1 may not fetch from the epoch-2 leader.
+    let mut leader = broker(0);
+    let mut out = Outbox::default();
+    publish(&mut leader, state(0, 2, &[0, 1], 2), &mut out);
+    out.messages.clear();
+    leader.handle_message(
+        SimTime::ZERO,
+        NodeId::Broker(BrokerId(1)),
+        Message::Fetch {
+            correlation: 9,
+            replica: Some(BrokerId(1)),
+            partition: P,
+            fetch_offset: Offset(0),
+            current_leader_epoch: Some(Epoch(1)),
+            max_records: 10,
+        },
+        &mut out,
+    );
+    assert!(out.messages.iter().any(|(_, m)| matches!(
+        m,
+        Message::FetchResponse {
+            result: Err(crate::message::ErrorCode::FencedLeaderEpoch),
+            ..
+        }
+    )));
+}
+
+#[test]
+fn acks_all_is_refused_below_min_insync_replicas() {
+    let mut leader = broker(0);
+    let mut out = Outbox::default();
+    publish(&mut leader, state(0, 1, &[0], 1), &mut out);
+    out.messages.clear();
+    leader.handle_message(
+        SimTime::ZERO,
+        NodeId::Client(crate::types::ClientId(0)),
+        Message::Produce {
+            correlation: 1,
+            acks_all: true,
+            acks_none: false,
+            batches: vec![ProduceBatch {
+                partition: P,
+                producer: None,
+                values: vec![1],
+            }],
+        },
+        &mut out,
+    );
+    assert_eq!(
+        leader.replicas[0].log.log_end_offset(),
+        Offset(0),
+        "nothing appended"
+    );
+    assert!(out.messages.iter().any(|(_, m)| matches!(
+        m,
+        Message::ProduceResponse { results, .. }
+            if results[0].result == Err(crate::message::ErrorCode::NotEnoughReplicas)
+    )));
+}
