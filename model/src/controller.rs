@@ -551,8 +551,10 @@ mod tests {
     #[test]
     fn unclean_election_only_when_enabled() {
         for unclean in [false, true] {
-            let mut config = Config::default();
-            config.unclean_leader_election_enable = unclean;
+            let config = Config {
+                unclean_leader_election_enable: unclean,
+                ..Config::default()
+            };
             let mut c = Controller::new(&config);
             let mut out = Outbox::default();
             for b in 0..3 {

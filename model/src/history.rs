@@ -20,6 +20,9 @@ pub enum Outcome {
     Info,
 }
 
+/// What one poll returned: per partition, the records in order.
+pub type PollReads = Vec<(PartitionId, Vec<(Offset, Value)>)>;
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MicroOp {
     /// A send; `offset` known only on an ok completion.
@@ -29,9 +32,7 @@ pub enum MicroOp {
         offset: Option<Offset>,
     },
     /// A poll; `reads` is `None` on invoke.
-    Poll {
-        reads: Option<Vec<(PartitionId, Vec<(Offset, Value)>)>>,
-    },
+    Poll { reads: Option<PollReads> },
 }
 
 /// One history event of one client process.

@@ -262,14 +262,15 @@ fn power_outage(_: &Config, _: &Phases, draw: &mut dyn Draw) -> Vec<FaultEvent> 
 }
 
 fn unclean_config() -> Config {
-    let mut c = Config::default();
-    c.unclean_leader_election_enable = true;
-    // With min.insync.replicas=2 an ISR of one acknowledges nothing, so unclean
-    // election could only lose unacknowledged writes; the classic loss needs 1.
-    c.min_insync_replicas = 1;
-    // Shrink the ISR within the run (the default 30 s would need a longer phase).
-    c.replica_lag_time_max_ms = 10_000;
-    c
+    Config {
+        unclean_leader_election_enable: true,
+        // With min.insync.replicas=2 an ISR of one acknowledges nothing, so unclean
+        // election could only lose unacknowledged writes; the classic loss needs 1.
+        min_insync_replicas: 1,
+        // Shrink the ISR within the run (the default 30 s would need a longer phase).
+        replica_lag_time_max_ms: 10_000,
+        ..Config::default()
+    }
 }
 
 fn power_outage_allowed(config: &Config) -> Vec<Allowed> {

@@ -31,7 +31,26 @@ pub struct DelayedProduce {
     correlation: u64,
     deadline: SimTime,
     /// Per partition: the offset the HW must reach, or the final result.
-    parts: Vec<(PartitionId, Epoch, Offset, Result<Offset, ErrorCode>, bool)>,
+    parts: Vec<PendingPart>,
+}
+
+/// One partition of a delayed produce.
+#[derive(Clone, Debug)]
+struct PendingPart {
+    partition: PartitionId,
+    /// The leader epoch the batch was appended in: leadership lost, request failed.
+    epoch: Epoch,
+    /// The HW this batch needs before it is acknowledged.
+    required_end: Offset,
+    result: Result<Offset, ErrorCode>,
+    done: bool,
+}
+
+impl PendingPart {
+    fn fail(&mut self, error: ErrorCode) {
+        self.result = Err(error);
+        self.done = true;
+    }
 }
 
 /// A fetch with nothing to return yet, answered on new data or after the wait.
@@ -116,11 +135,10 @@ impl Broker {
         for id in ids {
             let done = {
                 let d = self.delayed_produces.get_mut(&id).expect("present");
-                for part in d.parts.iter_mut().filter(|x| x.0 == p && !x.4) {
-                    part.3 = Err(ErrorCode::NotLeaderOrFollower);
-                    part.4 = true;
+                for part in d.parts.iter_mut().filter(|x| x.partition == p && !x.done) {
+                    part.fail(ErrorCode::NotLeaderOrFollower);
                 }
-                d.parts.iter().all(|x| x.4)
+                d.parts.iter().all(|x| x.done)
             };
             if done {
                 self.finish_produce(id, out);
@@ -520,8 +538,20 @@ impl Broker {
                 .and_then(|r| r.leader_epoch())
                 .unwrap_or_default();
             match outcome {
-                Ok((base, end)) => parts.push((p, epoch, end, Ok(base), !acks_all)),
-                Err(e) => parts.push((p, epoch, Offset::ZERO, Err(e), true)),
+                Ok((base, end)) => parts.push(PendingPart {
+                    partition: p,
+                    epoch,
+                    required_end: end,
+                    result: Ok(base),
+                    done: !acks_all,
+                }),
+                Err(e) => parts.push(PendingPart {
+                    partition: p,
+                    epoch,
+                    required_end: Offset::ZERO,
+                    result: Err(e),
+                    done: true,
+                }),
             }
             if p.index() < self.replicas.len() {
                 self.maybe_flush_by_count(p);
@@ -543,11 +573,9 @@ impl Broker {
             },
         );
         self.complete_delayed_produce(id, out);
-        if self.delayed_produces.contains_key(&id) {
-            if !self.produce_timer_armed {
-                self.produce_timer_armed = true;
-                out.timer_ms(self.config.request_timeout_ms, Timer::ProduceTimeouts);
-            }
+        if self.delayed_produces.contains_key(&id) && !self.produce_timer_armed {
+            self.produce_timer_armed = true;
+            out.timer_ms(self.config.request_timeout_ms, Timer::ProduceTimeouts);
         }
     }
 
@@ -607,7 +635,7 @@ impl Broker {
         let ids: Vec<u64> = self
             .delayed_produces
             .iter()
-            .filter(|(_, d)| d.parts.iter().any(|x| x.0 == p && !x.4))
+            .filter(|(_, d)| d.parts.iter().any(|x| x.partition == p && !x.done))
             .map(|(&id, _)| id)
             .collect();
         for id in ids {
@@ -623,26 +651,25 @@ impl Broker {
         let Some(d) = self.delayed_produces.get_mut(&id) else {
             return;
         };
-        for part in d.parts.iter_mut().filter(|x| !x.4) {
-            let r = &self.replicas[part.0.index()];
-            if !r.is_leader() || r.leader_epoch() != Some(part.1) {
-                part.3 = Err(ErrorCode::NotLeaderOrFollower);
-                part.4 = true;
-            } else if r.high_watermark >= part.2 {
+        for part in d.parts.iter_mut().filter(|x| !x.done) {
+            let r = &self.replicas[part.partition.index()];
+            if !r.is_leader() || r.leader_epoch() != Some(part.epoch) {
+                part.fail(ErrorCode::NotLeaderOrFollower);
+            } else if r.high_watermark >= part.required_end {
                 let isr_size = r.isr().len();
                 if isr_size < min_isr && !ignore_min_isr {
-                    part.3 = Err(ErrorCode::NotEnoughReplicasAfterAppend);
+                    part.result = Err(ErrorCode::NotEnoughReplicasAfterAppend);
                 } else {
                     out.note(Note::AckedAll {
-                        partition: part.0,
+                        partition: part.partition,
                         isr_size: isr_size as u32,
-                        offset_end: part.2,
+                        offset_end: part.required_end,
                     });
                 }
-                part.4 = true;
+                part.done = true;
             }
         }
-        if d.parts.iter().all(|x| x.4) {
+        if d.parts.iter().all(|x| x.done) {
             self.finish_produce(id, out);
         }
     }
@@ -654,7 +681,10 @@ impl Broker {
         let results = d
             .parts
             .into_iter()
-            .map(|(partition, _, _, result, _)| ProduceResult { partition, result })
+            .map(|part| ProduceResult {
+                partition: part.partition,
+                result: part.result,
+            })
             .collect();
         out.send(
             d.client,
@@ -677,9 +707,8 @@ impl Broker {
             .collect();
         for id in expired {
             if let Some(d) = self.delayed_produces.get_mut(&id) {
-                for part in d.parts.iter_mut().filter(|x| !x.4) {
-                    part.3 = Err(ErrorCode::RequestTimedOut);
-                    part.4 = true;
+                for part in d.parts.iter_mut().filter(|x| !x.done) {
+                    part.fail(ErrorCode::RequestTimedOut);
                 }
                 self.finish_produce(id, out);
             }

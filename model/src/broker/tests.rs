@@ -13,9 +13,10 @@ use crate::types::{
 const P: PartitionId = PartitionId(0);
 
 fn config() -> Config {
-    let mut c = Config::default();
-    c.partitions = 1;
-    c
+    Config {
+        partitions: 1,
+        ..Config::default()
+    }
 }
 
 fn broker(id: u32) -> Broker {

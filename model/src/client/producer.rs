@@ -269,10 +269,8 @@ impl Producer {
                     );
                 }
             }
-            Timer::Retry => {
-                if self.retry_armed.is_some_and(|t| t <= now) {
-                    self.retry_armed = None;
-                }
+            Timer::Retry if self.retry_armed.is_some_and(|t| t <= now) => {
+                self.retry_armed = None;
             }
             _ => {}
         }
