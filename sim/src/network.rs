@@ -7,6 +7,24 @@ use model::types::{NodeId, SimTime};
 use scenarios::NetworkSpec;
 use std::collections::{BTreeMap, BTreeSet};
 
+/// A dense index per node: brokers first (at most 64, as `Config::validate` allows),
+/// then the controller, then clients.
+fn node_index(n: NodeId) -> usize {
+    match n {
+        NodeId::Broker(b) => b.0 as usize,
+        NodeId::Controller => 64,
+        NodeId::Client(c) => 65 + c.0 as usize,
+    }
+}
+
+/// A dense index per directed link, for the FIFO bookkeeping on the hot path.
+fn link_index(from: NodeId, to: NodeId) -> usize {
+    let (a, b) = (node_index(from), node_index(to));
+    // Cantor-style pairing keeps indices small for small node counts.
+    let s = a + b;
+    s * (s + 1) / 2 + b
+}
+
 /// What the network does with one message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Delivery {
@@ -23,7 +41,7 @@ pub struct Network {
     /// Extra latency (µs) on a broker's links to other brokers.
     slow: BTreeMap<NodeId, u64>,
     /// Last scheduled delivery per directed link, for FIFO order.
-    last_delivery: BTreeMap<(NodeId, NodeId), SimTime>,
+    last_delivery: Vec<SimTime>,
 }
 
 impl Network {
@@ -33,7 +51,7 @@ impl Network {
             rng,
             blocked: BTreeSet::new(),
             slow: BTreeMap::new(),
-            last_delivery: BTreeMap::new(),
+            last_delivery: Vec::new(),
         }
     }
 
@@ -66,12 +84,12 @@ impl Network {
         if self.config.reorder {
             return at;
         }
-        let link = (from, to);
-        let at = match self.last_delivery.get(&link) {
-            Some(&last) if last > at => last,
-            _ => at,
-        };
-        self.last_delivery.insert(link, at);
+        let link = link_index(from, to);
+        if link >= self.last_delivery.len() {
+            self.last_delivery.resize(link + 1, SimTime::ZERO);
+        }
+        let at = at.max(self.last_delivery[link]);
+        self.last_delivery[link] = at;
         at
     }
 

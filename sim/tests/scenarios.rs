@@ -313,5 +313,16 @@ fn min_isr_unavailable_with_a_short_delivery_timeout_is_ok() {
         },
         seen,
     );
-    assert_all_ok(scenario, &runs);
+    let failures: Vec<String> = runs
+        .iter()
+        .filter(|run| !run.ok)
+        .map(|run| {
+            format!(
+                "{} --set request.timeout.ms=3000 --set delivery.timeout.ms=5000: {:?}",
+                common::repro(scenario, run.seed, &[]),
+                run.forbidden
+            )
+        })
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
