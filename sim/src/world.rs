@@ -24,6 +24,35 @@ pub const MAX_EVENTS: u64 = 20_000_000;
 /// How often the drain phase checks for convergence.
 const DRAIN_CHECK_MS: u64 = 100;
 
+/// The kinds of trace line (the second column of `--trace`).
+#[derive(Clone, Copy)]
+enum TraceKind {
+    Deliver = 1,
+    Timer = 2,
+    Disk = 3,
+    /// Dropped: the link is cut by a partition.
+    Cut = 4,
+    /// Dropped: the receiver is down (or a later incarnation).
+    Dead = 5,
+    Fault = 6,
+    /// Lost by the network itself (`drop_per_million`).
+    Lost = 7,
+}
+
+impl TraceKind {
+    fn name(self) -> &'static str {
+        match self {
+            TraceKind::Deliver => "deliver",
+            TraceKind::Timer => "timer",
+            TraceKind::Disk => "disk",
+            TraceKind::Cut => "cut",
+            TraceKind::Dead => "dead",
+            TraceKind::Fault => "fault",
+            TraceKind::Lost => "lost",
+        }
+    }
+}
+
 enum Event {
     Deliver {
         from: NodeId,
@@ -208,12 +237,6 @@ impl World {
 
     pub fn trace_hash(&self) -> u64 {
         self.trace_hash
-    }
-
-    fn trace_line(&mut self, line: impl FnOnce() -> String) {
-        if let Some(t) = self.trace.as_mut() {
-            t.push(format!("{} {}", self.now.0, line()));
-        }
     }
 
     /// Schedule the start of every node, the faults and the phases.
@@ -417,7 +440,10 @@ impl World {
                 if incarnation == self.incarnation(NodeId::Broker(broker))
                     && !self.is_down(NodeId::Broker(broker))
                 {
-                    self.hash_event(3, NodeId::Broker(broker), NodeId::Broker(broker), "fsync");
+                    let node = NodeId::Broker(broker);
+                    self.record_event(TraceKind::Disk, node, node, "fsync", || {
+                        format!("{completion:?}")
+                    });
                     let now = self.now;
                     self.with_outbox(NodeId::Broker(broker), |w, out| {
                         w.brokers[broker.0 as usize].handle_disk(now, completion, out)
@@ -429,7 +455,8 @@ impl World {
                 let life = &mut self.broker_life[b.0 as usize];
                 if life.paused_until.is_some_and(|t| t <= self.now) {
                     life.paused_until = None;
-                    self.trace_line(|| format!("resume {b}"));
+                    let node = NodeId::Broker(b);
+                    self.record_event(TraceKind::Fault, node, node, "resume", String::new);
                 }
             }
             Event::Heal => self.heal(),
@@ -446,12 +473,29 @@ impl World {
         true
     }
 
-    fn hash_event(&mut self, kind: u64, from: NodeId, to: NodeId, what: &str) {
+    /// Every simulated event goes through here: it is folded into the trace hash and,
+    /// when a trace is kept, written as one line `time kind from->to what detail`.
+    fn record_event(
+        &mut self,
+        kind: TraceKind,
+        from: NodeId,
+        to: NodeId,
+        what: &str,
+        detail: impl FnOnce() -> String,
+    ) {
         let mut h = mix(self.trace_hash, self.now.0);
-        h = mix(h, kind);
+        h = mix(h, kind as u64);
         h = mix(h, node_code(from));
         h = mix(h, node_code(to));
         self.trace_hash = mix_str(h, what);
+        if let Some(t) = self.trace.as_mut() {
+            t.push(format!(
+                "{} {} {from}->{to} {what} {}",
+                self.now.0,
+                kind.name(),
+                detail()
+            ));
+        }
     }
 
     /// A paused broker handles nothing until it resumes: push the event to then.
@@ -471,13 +515,12 @@ impl World {
     fn deliver(&mut self, from: NodeId, to: NodeId, incarnation: u64, msg: Box<Message>) {
         if self.network.is_blocked(from, to) {
             self.stats.messages_dropped += 1;
-            self.hash_event(4, from, to, msg.api());
-            self.trace_line(|| format!("drop {from}->{to} {} (partition)", msg.api()));
+            self.record_event(TraceKind::Cut, from, to, msg.api(), String::new);
             return;
         }
         if self.is_down(to) || incarnation != self.incarnation(to) {
             self.stats.messages_dropped += 1;
-            self.hash_event(5, from, to, msg.api());
+            self.record_event(TraceKind::Dead, from, to, msg.api(), String::new);
             if let (NodeId::Broker(b), true) = (to, msg.is_request()) {
                 // Connection refused: the sender learns at once.
                 self.send_disconnect(b, from);
@@ -492,10 +535,9 @@ impl World {
         }) {
             return;
         }
-        self.hash_event(1, from, to, msg.api());
-        if self.trace.is_some() {
-            self.trace_line(|| format!("deliver {from}->{to} {:?}", msg));
-        }
+        self.record_event(TraceKind::Deliver, from, to, msg.api(), || {
+            format!("{msg:?}")
+        });
         let now = self.now;
         match to {
             NodeId::Broker(b) => {
@@ -553,8 +595,9 @@ impl World {
         }) {
             return;
         }
-        self.hash_event(2, node, node, "timer");
-        self.trace_line(|| format!("timer {node} {timer:?}"));
+        self.record_event(TraceKind::Timer, node, node, "timer", || {
+            format!("{timer:?}")
+        });
         let now = self.now;
         match node {
             NodeId::Broker(b) => {
@@ -680,7 +723,10 @@ impl World {
             msg: Box::new(msg),
         };
         match self.network.schedule(self.now, from, to) {
-            Delivery::Lost => self.stats.messages_dropped += 1,
+            Delivery::Lost => {
+                self.stats.messages_dropped += 1;
+                self.record_event(TraceKind::Lost, from, to, msg.api(), String::new);
+            }
             Delivery::Once(at) => self.queue.push(at, deliver(msg)),
             Delivery::Twice(first, second) => {
                 self.queue.push(first, deliver(msg.clone()));
@@ -832,8 +878,13 @@ impl World {
                 "heal network".to_string()
             }
         };
-        self.trace_line(|| format!("fault {text}"));
-        self.hash_event(6, NodeId::Controller, NodeId::Controller, &text);
+        self.record_event(
+            TraceKind::Fault,
+            NodeId::Controller,
+            NodeId::Controller,
+            &text,
+            String::new,
+        );
         self.stats.timeline.push((now_ms, text));
     }
 
@@ -853,7 +904,13 @@ impl World {
             self.now.as_ms(),
             "heal: network healed, every broker up".to_string(),
         ));
-        self.hash_event(7, NodeId::Controller, NodeId::Controller, "heal");
+        self.record_event(
+            TraceKind::Fault,
+            NodeId::Controller,
+            NodeId::Controller,
+            "heal",
+            String::new,
+        );
     }
 
     /// What still keeps the run from having converged, or `None` when it has: every
