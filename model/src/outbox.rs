@@ -83,6 +83,9 @@ pub enum Note {
         from: Offset,
         to: Offset,
     },
+    /// Broker (leader): a produce was refused for want of in-sync replicas
+    /// (NOT_ENOUGH_REPLICAS): the partition is unavailable for writes.
+    ProduceRefused { partition: PartitionId },
     /// Broker (leader): an `acks=all` produce was acknowledged with this ISR size.
     AckedAll {
         partition: PartitionId,

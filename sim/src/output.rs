@@ -305,6 +305,21 @@ fn stats_lines(out: &mut String, stats: &RunStats) {
             stats.unavailable_ms.len()
         );
     }
+    if stats.produce_refused > 0 {
+        let total: u64 = stats.write_unavailable_ms.iter().sum();
+        let max = stats
+            .write_unavailable_ms
+            .iter()
+            .max()
+            .copied()
+            .unwrap_or(0);
+        let _ = writeln!(
+            out,
+            "min ISR:      {} produce requests refused with NOT_ENOUGH_REPLICAS; writes unavailable {total} ms over {} windows (longest {max} ms, simulated)",
+            stats.produce_refused,
+            stats.write_unavailable_ms.len()
+        );
+    }
 }
 
 /// One anomaly as a line (plus its detail), for the run summary.

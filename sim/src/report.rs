@@ -124,6 +124,21 @@ fn failover(out: &mut String, result: &RunResult) {
             stats.unavailable_ms.len()
         );
     }
+    if stats.produce_refused > 0 {
+        let total: u64 = stats.write_unavailable_ms.iter().sum();
+        let longest = stats
+            .write_unavailable_ms
+            .iter()
+            .max()
+            .copied()
+            .unwrap_or(0);
+        let _ = writeln!(
+            out,
+            "- writes refused with NOT_ENOUGH_REPLICAS: {} requests; unavailable for writes {} windows, {total} ms in total, longest {longest} ms\n",
+            stats.produce_refused,
+            stats.write_unavailable_ms.len()
+        );
+    }
 }
 
 fn operations(out: &mut String, result: &RunResult) {

@@ -50,6 +50,11 @@ pub struct RunStats {
     pub failover_ms: Vec<u64>,
     /// Windows (ms) during which some partition had no leader.
     pub unavailable_ms: Vec<u64>,
+    /// Produce requests refused with NOT_ENOUGH_REPLICAS.
+    pub produce_refused: u64,
+    /// Windows (ms) from a partition's first NOT_ENOUGH_REPLICAS refusal to its next
+    /// acknowledged `acks=all` write: unavailability for writes, instead of loss.
+    pub write_unavailable_ms: Vec<u64>,
     /// Human-readable fault timeline: (time ms, what happened).
     pub timeline: Vec<(u64, String)>,
 }

@@ -112,6 +112,8 @@ pub struct World {
     /// Per partition: when its leader was lost (for failover time) / went offline.
     leader_lost_at: BTreeMap<PartitionId, SimTime>,
     offline_since: BTreeMap<PartitionId, SimTime>,
+    /// Per partition: the first NOT_ENOUGH_REPLICAS refusal since its last ack.
+    refused_since: BTreeMap<PartitionId, SimTime>,
     pub finished: Option<Result<(), String>>,
     producers_stopped: bool,
 }
@@ -226,6 +228,7 @@ impl World {
             keys,
             leader_lost_at: BTreeMap::new(),
             offline_since: BTreeMap::new(),
+            refused_since: BTreeMap::new(),
             finished: None,
             producers_stopped: false,
         }
@@ -401,7 +404,16 @@ impl World {
                 }
             }
             Note::Truncated { .. } => self.stats.truncations += 1,
-            Note::BrokerFenced { .. } | Note::AckedAll { .. } => {}
+            Note::ProduceRefused { partition } => {
+                self.stats.produce_refused += 1;
+                self.refused_since.entry(*partition).or_insert(now);
+            }
+            Note::AckedAll { partition, .. } => {
+                if let Some(t) = self.refused_since.remove(partition) {
+                    self.stats.write_unavailable_ms.push(now.since(t).as_ms());
+                }
+            }
+            Note::BrokerFenced { .. } => {}
         }
     }
 

@@ -2,10 +2,6 @@
 //! the scenario named for it fails within a small seed range, with the anomaly the bug
 //! is known to cause, and the same seed of the correct broker passes (so the failure
 //! is the bug's, not the scenario's).
-//!
-//! TODO(unfenced-fetch): not tested yet — its detection (KIP-320: a follower that missed
-//! an epoch change keeps fetching without truncating) is still being worked on
-//! (`network-partition`'s zombie-follower mode); add a test here once it settles.
 
 mod common;
 
@@ -110,4 +106,19 @@ fn an_unknown_bug_is_a_setup_error() {
     let error = sim::run::run(&common::options("broker-failure", 0, &["no-such-bug"]))
         .expect_err("an unknown bug name must be rejected");
     assert!(error.0.contains("no-such-bug"), "{error}");
+}
+
+#[test]
+fn unfenced_fetch_is_caught_by_network_partition() {
+    // Before KIP-320 a zombie follower that missed two epoch changes kept fetching
+    // from the re-elected leader without truncating its stale tail (KAFKA-6880).
+    let (scenario, bug) = ("network-partition", "unfenced-fetch");
+    let (seed, result) = first_failure(scenario, bug, 0..60);
+    assert_caught_as(
+        scenario,
+        bug,
+        seed,
+        &result,
+        &["divergent-replicas", "committed-truncated"],
+    );
 }

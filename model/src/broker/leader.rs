@@ -545,13 +545,18 @@ impl Broker {
                     result: Ok(base),
                     done: !acks_all,
                 }),
-                Err(e) => parts.push(PendingPart {
-                    partition: p,
-                    epoch,
-                    required_end: Offset::ZERO,
-                    result: Err(e),
-                    done: true,
-                }),
+                Err(e) => {
+                    if e == ErrorCode::NotEnoughReplicas {
+                        out.note(Note::ProduceRefused { partition: p });
+                    }
+                    parts.push(PendingPart {
+                        partition: p,
+                        epoch,
+                        required_end: Offset::ZERO,
+                        result: Err(e),
+                        done: true,
+                    })
+                }
             }
             if p.index() < self.replicas.len() {
                 self.maybe_flush_by_count(p);
