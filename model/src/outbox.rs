@@ -27,14 +27,15 @@ pub enum Timer {
     /// Broker (leader): complete delayed produce requests whose timeout expired (one
     /// timer armed for the earliest deadline).
     ProduceTimeouts,
-    /// Broker (leader): answer a parked consumer/replica fetch (`fetch.max.wait.ms`).
-    FetchWait(u64),
+    /// Broker (leader): answer parked fetches whose wait is over (`fetch.max.wait.ms`,
+    /// `replica.fetch.wait.max.ms`); one timer armed for the earliest.
+    FetchWaits,
     /// Controller: look for brokers whose session expired.
     SessionCheck,
     /// Client: workload tick (next send / next poll).
     Workload,
-    /// Client: `linger.ms` of a partition's open batch expired.
-    Linger(PartitionId),
+    /// Producer: `linger.ms` of the oldest open batch expired (one timer armed).
+    Linger,
     /// Client: a request with this correlation id timed out (`request.timeout.ms`).
     RequestTimeout(u64),
     /// Client: retry after `retry.backoff.ms`.

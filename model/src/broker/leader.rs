@@ -58,6 +58,7 @@ impl PendingPart {
 pub struct ParkedFetch {
     client: NodeId,
     request: FetchRequestOwned,
+    deadline: SimTime,
 }
 
 #[derive(Clone, Debug)]
@@ -265,14 +266,19 @@ impl Broker {
             } else {
                 self.config.fetch_max_wait_ms
             };
+            let deadline = now.plus_ms(wait);
             self.parked_fetches.insert(
                 id,
                 ParkedFetch {
                     client: from,
                     request: owned,
+                    deadline,
                 },
             );
-            out.timer_ms(wait, Timer::FetchWait(id));
+            if self.fetch_wait_armed.is_none_or(|t| t > deadline) {
+                self.fetch_wait_armed = Some(deadline);
+                out.timer(deadline.since(now), Timer::FetchWaits);
+            }
         }
     }
 
@@ -351,9 +357,28 @@ impl Broker {
         }
     }
 
-    pub(super) fn on_fetch_wait(&mut self, id: u64, out: &mut Outbox) {
-        if let Some(f) = self.parked_fetches.remove(&id) {
-            self.try_answer_fetch(f.client, &f.request, true, out);
+    /// Answer (empty if need be) every parked fetch whose wait is over, then re-arm for
+    /// the earliest one left (one timer per broker, not one per fetch).
+    pub(super) fn on_fetch_waits(&mut self, now: SimTime, out: &mut Outbox) {
+        if self.fetch_wait_armed.is_some_and(|t| t <= now) {
+            self.fetch_wait_armed = None;
+        }
+        let due: Vec<u64> = self
+            .parked_fetches
+            .iter()
+            .filter(|(_, f)| f.deadline <= now)
+            .map(|(&id, _)| id)
+            .collect();
+        for id in due {
+            if let Some(f) = self.parked_fetches.remove(&id) {
+                self.try_answer_fetch(f.client, &f.request, true, out);
+            }
+        }
+        if let Some(next) = self.parked_fetches.values().map(|f| f.deadline).min() {
+            if self.fetch_wait_armed.is_none_or(|t| t > next) {
+                self.fetch_wait_armed = Some(next);
+                out.timer(next.since(now), Timer::FetchWaits);
+            }
         }
     }
 

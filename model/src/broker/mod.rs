@@ -42,6 +42,7 @@ pub struct Broker {
     delayed_produces: BTreeMap<u64, DelayedProduce>,
     parked_fetches: BTreeMap<u64, ParkedFetch>,
     produce_timer_armed: bool,
+    fetch_wait_armed: Option<SimTime>,
     /// Controlled shutdown: when it was requested, and whether the controller has
     /// moved every leadership away.
     shutdown_requested: Option<SimTime>,
@@ -64,6 +65,7 @@ impl Broker {
             delayed_produces: BTreeMap::new(),
             parked_fetches: BTreeMap::new(),
             produce_timer_armed: false,
+            fetch_wait_armed: None,
             shutdown_requested: None,
             shutdown_ready: false,
             running: false,
@@ -124,6 +126,7 @@ impl Broker {
         self.delayed_produces.clear();
         self.parked_fetches.clear();
         self.produce_timer_armed = false;
+        self.fetch_wait_armed = None;
         self.shutdown_requested = None;
         self.shutdown_ready = false;
         for r in &mut self.replicas {
@@ -311,7 +314,7 @@ impl Broker {
             Timer::ReplicaFetch(p) => self.on_replica_fetch_timer(now, p, out),
             Timer::ReplicaTimeout(p) => self.on_replica_timeout(now, p, out),
             Timer::ProduceTimeouts => self.on_produce_timeouts(now, out),
-            Timer::FetchWait(id) => self.on_fetch_wait(id, out),
+            Timer::FetchWaits => self.on_fetch_waits(now, out),
             _ => {}
         }
         self.check_invariants();

@@ -16,6 +16,8 @@ pub struct MetadataCache {
 
 /// Minimum pause between refreshes (Kafka's `retry.backoff.ms` governs it too).
 const REFRESH_TIMEOUT_MS: u64 = 1_000;
+/// Minimum pause between two refreshes (the clients' `retry.backoff.ms` default).
+const REFRESH_BACKOFF_MS: u64 = 100;
 
 impl MetadataCache {
     pub fn new(partitions: u32, brokers: u32) -> MetadataCache {
@@ -44,6 +46,14 @@ impl MetadataCache {
             if now.since(sent) < SimTime::from_ms(REFRESH_TIMEOUT_MS) {
                 return;
             }
+        }
+        // Kafka backs off `retry.backoff.ms` between metadata refreshes, so a client
+        // whose brokers have not yet heard of a new leader does not spin.
+        if self
+            .last_refresh
+            .is_some_and(|t| now.since(t) < SimTime::from_ms(REFRESH_BACKOFF_MS))
+        {
+            return;
         }
         let broker = BrokerId(rng.below(u64::from(self.brokers)) as u32);
         self.inflight = Some((correlation, now));

@@ -129,6 +129,7 @@ pub struct Producer {
     workload_armed: Option<SimTime>,
     retry_armed: Option<SimTime>,
     timeouts_armed: Option<SimTime>,
+    linger_armed: Option<SimTime>,
     pub stopped: bool,
 }
 
@@ -164,6 +165,7 @@ impl Producer {
             workload_armed: None,
             retry_armed: None,
             timeouts_armed: None,
+            linger_armed: None,
             stopped: false,
         }
     }
@@ -230,14 +232,28 @@ impl Producer {
                 }
                 self.arm_workload(now, out);
             }
-            Timer::Linger(p) => {
-                if let Some(&id) = self.queues[p.index()].batches.back() {
-                    let b = self.batches.get_mut(&id).expect("queued batch exists");
-                    if b.state == BatchState::Open
-                        && now.since(b.created) >= SimTime::from_ms(self.config.linger_ms)
-                    {
-                        b.state = BatchState::Ready;
+            Timer::Linger => {
+                if self.linger_armed.is_some_and(|t| t <= now) {
+                    self.linger_armed = None;
+                }
+                let linger = SimTime::from_ms(self.config.linger_ms);
+                let mut next: Option<SimTime> = None;
+                for q in &self.queues {
+                    let Some(b) = q.batches.back().and_then(|id| self.batches.get_mut(id)) else {
+                        continue;
+                    };
+                    if b.state != BatchState::Open {
+                        continue;
                     }
+                    let due = b.created.plus(linger);
+                    if due <= now {
+                        b.state = BatchState::Ready;
+                    } else {
+                        next = Some(next.map_or(due, |n| n.min(due)));
+                    }
+                }
+                if let Some(due) = next {
+                    arm(&mut self.linger_armed, now, due, Timer::Linger, out);
                 }
             }
             Timer::RequestTimeout(c) => {
@@ -489,7 +505,8 @@ impl Producer {
                 );
                 self.queues[p.index()].batches.push_back(id);
                 if self.config.linger_ms > 0 {
-                    out.timer_ms(self.config.linger_ms, Timer::Linger(p));
+                    let due = now.plus_ms(self.config.linger_ms);
+                    arm(&mut self.linger_armed, now, due, Timer::Linger, out);
                 }
                 id
             }
