@@ -13,6 +13,22 @@ pub enum Bug {
     UnfencedFetch,
     /// The leader shrinks its ISR on its own, without the controller's approval.
     LocalIsrShrink,
+    /// A follower re-truncates only when the leader *id* changes, not on every new
+    /// leader epoch (KAFKA-7164).
+    SkipTruncateSameLeader,
+    /// The end-offset-for-epoch answer is used as a bare offset, without its epoch
+    /// (before KIP-279).
+    EpochLookupNoLineage,
+    /// A follower rejoins the ISR once it reaches the leader's HW, not also the start
+    /// of the leader's epoch.
+    IsrExpandEarly,
+    /// The HW is computed over the current ISR while an expansion is pending (before
+    /// KIP-497's maximal ISR).
+    NoMaximalIsr,
+    /// A new leader exposes its stale local HW before committing in its own epoch.
+    HwRegressOnFailover,
+    /// The leader serves consumers records above the high watermark.
+    ReadBeyondHw,
 }
 
 /// Name, source and one-line description of every switch, in `--list-bugs` order.
@@ -40,6 +56,42 @@ pub const ALL_BUGS: &[(Bug, &str, &str, &str)] = &[
         "local-isr-shrink",
         "KIP-497",
         "the leader shrinks the ISR on its own, without the controller's approval (split brain under partition)",
+    ),
+    (
+        Bug::SkipTruncateSameLeader,
+        "skip-truncate-same-leader",
+        "KAFKA-7164",
+        "a follower truncates only when the leader id changes, not on every leader epoch change: a stale suffix is kept",
+    ),
+    (
+        Bug::EpochLookupNoLineage,
+        "epoch-lookup-no-lineage",
+        "KIP-279",
+        "the leader's end offset for an epoch is taken as a bare offset, without the epoch it belongs to: a follower keeps records of an epoch the leader never had",
+    ),
+    (
+        Bug::IsrExpandEarly,
+        "isr-expand-early",
+        "KIP-101",
+        "a follower rejoins the ISR as soon as it reaches the leader's HW, not the start offset of the leader's epoch",
+    ),
+    (
+        Bug::NoMaximalIsr,
+        "no-maximal-isr",
+        "KIP-497",
+        "the HW is computed over the current ISR while an ISR expansion is still pending at the controller",
+    ),
+    (
+        Bug::HwRegressOnFailover,
+        "hw-regress-on-failover",
+        "KIP-207",
+        "a new leader exposes its stale local HW before it has committed an offset in its own epoch",
+    ),
+    (
+        Bug::ReadBeyondHw,
+        "read-beyond-hw",
+        "KIP-392",
+        "the leader serves consumers records above the high watermark (phantom reads of data later truncated)",
     ),
 ];
 

@@ -182,7 +182,7 @@ impl Monitors {
     /// leader must hold the committed prefix (else committed records were lost).
     fn check_committed(&mut self, event: u64, p: usize, leader: &Broker, _brokers: &[Broker]) {
         let r = &leader.replicas[p];
-        let Some(hw) = r.client_visible_high_watermark() else {
+        let Some(hw) = leader.exposed_high_watermark(model::types::PartitionId(p as u32)) else {
             return;
         };
         let c = &self.committed[p];

@@ -951,7 +951,7 @@ impl World {
                 ));
             }
             let leo = r.log.log_end_offset();
-            if r.client_visible_high_watermark() != Some(leo) {
+            if self.brokers[l.0 as usize].exposed_high_watermark(s.partition) != Some(leo) {
                 return Some(format!(
                     "{key}: leader HW {} below LEO {leo}",
                     r.high_watermark

@@ -166,6 +166,7 @@ impl Broker {
         if !self.take_inflight(p, correlation) {
             return;
         }
+        let lineage_blind = self.bug(Bug::EpochLookupNoLineage);
         let r = &mut self.replicas[p.index()];
         let Role::Follower(f) = &r.role else { return };
         if !matches!(f.phase, FollowerPhase::Truncating { .. }) {
@@ -178,6 +179,11 @@ impl Broker {
         let (truncate_to, next_phase) = match answer {
             // UNDEFINED: fall back to the high watermark (Kafka does the same).
             None => (r.high_watermark, FollowerPhase::Fetching),
+            // Before KIP-279 the answer was a bare offset: truncate to it and fetch.
+            Some((_, leader_end)) if lineage_blind => (
+                leader_end.min(r.log.log_end_offset()),
+                FollowerPhase::Fetching,
+            ),
             Some((leader_epoch, leader_end)) => match r.log.end_offset_for_epoch(leader_epoch) {
                 Some((ours, our_end)) if ours == leader_epoch => {
                     (leader_end.min(our_end), FollowerPhase::Fetching)

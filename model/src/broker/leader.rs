@@ -174,7 +174,11 @@ impl Broker {
         let r = &self.replicas[p.index()];
         let mut isr = r.isr().to_vec();
         if let Role::Leader(l) = &r.role {
-            if let Some(pend) = &l.pending_isr {
+            if let Some(pend) = l
+                .pending_isr
+                .as_ref()
+                .filter(|_| !self.bug(Bug::NoMaximalIsr))
+            {
                 if !self.bug(Bug::LocalIsrShrink) || pend.proposed.len() > isr.len() {
                     for b in &pend.proposed {
                         if !isr.contains(b) {
@@ -302,10 +306,11 @@ impl Broker {
             );
             return true;
         };
-        let visible_hw = r.client_visible_high_watermark();
+        let visible_hw = r.client_visible_high_watermark(self.bug(Bug::HwRegressOnFailover));
         // Replicas read up to the LEO; consumers (read_uncommitted) up to the HW.
         let end = match req.replica {
             Some(_) => r.log.log_end_offset(),
+            None if self.bug(Bug::ReadBeyondHw) => r.log.log_end_offset(),
             None => visible_hw.unwrap_or(Offset::ZERO),
         };
         let available = end.0.saturating_sub(req.fetch_offset.0);
@@ -425,7 +430,8 @@ impl Broker {
         let Some(leo) = l.followers.get(&follower).and_then(|f| f.log_end_offset) else {
             return;
         };
-        if leo < r.high_watermark || leo < l.epoch_start_offset {
+        let early = self.bug(Bug::IsrExpandEarly);
+        if leo < r.high_watermark || (leo < l.epoch_start_offset && !early) {
             return;
         }
         let mut proposed = r.isr().to_vec();

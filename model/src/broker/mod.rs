@@ -400,11 +400,11 @@ impl Broker {
                     same_epoch && matches!(&r.role, Role::Follower(f) if f.leader == l);
                 if !following_same {
                     let was_leader = r.is_leader();
-                    let skip = self.config.has_bug(Bug::UnfencedFetch)
+                    let skip = self.config.has_bug(Bug::SkipTruncateSameLeader)
                         && matches!(&r.role, Role::Follower(f) if f.leader == l);
                     if skip {
-                        // Pre KIP-320: the follower keeps fetching from the same broker
-                        // without an epoch check, so it never truncates to the new lineage.
+                        // KAFKA-7164: same leader broker, so no truncation, although its
+                        // lineage may have changed between the epochs.
                         if let Role::Follower(f) = &mut r.role {
                             f.hw_confirmed = false;
                         }
@@ -430,6 +430,12 @@ impl Broker {
         for r in &self.replicas {
             r.check_invariants();
         }
+    }
+
+    /// The high watermark this broker tells clients for `p`, if it leads it (see
+    /// [`Replica::client_visible_high_watermark`]).
+    pub fn exposed_high_watermark(&self, p: PartitionId) -> Option<Offset> {
+        self.replicas[p.index()].client_visible_high_watermark(self.bug(Bug::HwRegressOnFailover))
     }
 
     /// Number of delayed produce requests (for tests and the report).

@@ -103,10 +103,13 @@ impl Replica {
     }
 
     /// The HW a client may be told: a new leader withholds it until it has reached the
-    /// start of its own epoch (until then its local HW may be behind the old leader's).
-    pub fn client_visible_high_watermark(&self) -> Option<Offset> {
+    /// start of its own epoch (until then its local HW may be behind the old leader's;
+    /// Kafka answers OFFSET_NOT_AVAILABLE then, KIP-207).
+    /// With `stale_ok` (the `hw-regress-on-failover` bug) the new leader exposes its
+    /// local HW at once.
+    pub fn client_visible_high_watermark(&self, stale_ok: bool) -> Option<Offset> {
         match &self.role {
-            Role::Leader(l) if self.high_watermark >= l.epoch_start_offset => {
+            Role::Leader(l) if stale_ok || self.high_watermark >= l.epoch_start_offset => {
                 Some(self.high_watermark)
             }
             _ => None,
