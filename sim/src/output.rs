@@ -638,6 +638,8 @@ mod tests {
             stats: RunStats::default(),
             allowed: vec![],
             config: vec![],
+            partitions_at_end: vec![],
+            produce_latency: vec![],
             history: None,
             trace: None,
         };

@@ -19,7 +19,9 @@ pub fn markdown(result: &RunResult) -> String {
     timeline(&mut out, result);
     protocol(&mut out, result);
     failover(&mut out, result);
+    partitions(&mut out, result);
     operations(&mut out, result);
+    latency(&mut out, result);
     allowed(&mut out, result);
     anomalies(&mut out, result);
     out
@@ -139,6 +141,48 @@ fn failover(out: &mut String, result: &RunResult) {
             stats.write_unavailable_ms.len()
         );
     }
+}
+
+fn partitions(out: &mut String, result: &RunResult) {
+    out.push_str("## Partitions\n\n");
+    if !result.stats.partition_log.is_empty() {
+        out.push_str("Leader, epoch and ISR changes:\n\n| time (ms) | partition | change |\n| ---: | --- | --- |\n");
+        for (time, partition, what) in &result.stats.partition_log {
+            let _ = writeln!(out, "| {time} | {} | {} |", cell(partition), cell(what));
+        }
+        out.push('\n');
+    }
+    out.push_str("At the end of the run:\n\n| partition | leader | epoch | ISR | HW | LEO | consumer lag |\n| --- | --- | ---: | --- | ---: | ---: | ---: |\n");
+    let show = |v: Option<u64>| v.map(|x| x.to_string()).unwrap_or_else(|| "-".into());
+    for p in &result.partitions_at_end {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            cell(&p.partition),
+            p.leader.as_deref().unwrap_or("none"),
+            p.leader_epoch,
+            p.isr,
+            show(p.high_watermark),
+            show(p.log_end_offset),
+            show(p.consumer_lag)
+        );
+    }
+    out.push('\n');
+}
+
+fn latency(out: &mut String, result: &RunResult) {
+    if result.produce_latency.is_empty() {
+        return;
+    }
+    out.push_str("## Produce latency (simulated, invoke to completion)\n\n| outcome | operations | p50 ms | p99 ms | max ms |\n| --- | ---: | ---: | ---: | ---: |\n");
+    for l in &result.produce_latency {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} |",
+            l.outcome, l.count, l.p50_ms, l.p99_ms, l.max_ms
+        );
+    }
+    out.push('\n');
 }
 
 fn operations(out: &mut String, result: &RunResult) {
@@ -304,6 +348,8 @@ mod tests {
                 "unclean.leader.election.enable=true".into(),
             )],
             config: vec![("acks".into(), "all".into())],
+            partitions_at_end: vec![],
+            produce_latency: vec![],
             history: None,
             trace: None,
         };

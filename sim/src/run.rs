@@ -57,6 +57,31 @@ pub struct RunStats {
     pub write_unavailable_ms: Vec<u64>,
     /// Human-readable fault timeline: (time ms, what happened).
     pub timeline: Vec<(u64, String)>,
+    /// Leader, epoch and ISR changes per partition: (time ms, partition, what).
+    pub partition_log: Vec<(u64, String, String)>,
+}
+
+/// One partition as the run ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionEnd {
+    pub partition: String,
+    pub leader: Option<String>,
+    pub leader_epoch: u32,
+    pub isr: String,
+    pub high_watermark: Option<u64>,
+    pub log_end_offset: Option<u64>,
+    /// The largest lag of a consumer assigned the partition (leader LEO - position).
+    pub consumer_lag: Option<u64>,
+}
+
+/// Produce latency (invoke to completion, simulated) of send operations by outcome.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Latency {
+    pub outcome: String,
+    pub count: u64,
+    pub p50_ms: u64,
+    pub p99_ms: u64,
+    pub max_ms: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -78,6 +103,8 @@ pub struct RunResult {
     pub allowed: Vec<(String, String)>,
     /// Key config values for the summary/report: (Kafka key, value).
     pub config: Vec<(String, String)>,
+    pub partitions_at_end: Vec<PartitionEnd>,
+    pub produce_latency: Vec<Latency>,
     pub history: Option<Vec<String>>,
     pub trace: Option<Vec<String>>,
 }
@@ -217,9 +244,52 @@ pub fn run(opts: &RunOptions) -> Result<RunResult, SetupError> {
             .map(|a| (a.kind.to_string(), a.reason.to_string()))
             .collect(),
         config: config_lines(&config),
+        partitions_at_end: world.partitions_at_end(),
+        produce_latency: produce_latency(&world.recorder.ops),
         history,
         trace: world.trace.take(),
     })
+}
+
+/// p50/p99/max of send operations' latency (invoke to completion) per outcome.
+fn produce_latency(ops: &[checker::history::Op]) -> Vec<Latency> {
+    use checker::history::{OpType, F};
+    let mut invoked: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut by_outcome: BTreeMap<&'static str, Vec<u64>> = BTreeMap::new();
+    for op in ops.iter().filter(|o| o.f == F::Send) {
+        match op.typ {
+            OpType::Invoke => {
+                invoked.insert(op.process, op.time);
+            }
+            done => {
+                if let Some(start) = invoked.remove(&op.process) {
+                    let outcome = match done {
+                        OpType::Ok => "ok",
+                        OpType::Fail => "fail",
+                        _ => "info",
+                    };
+                    by_outcome
+                        .entry(outcome)
+                        .or_default()
+                        .push((op.time - start) / 1_000_000);
+                }
+            }
+        }
+    }
+    by_outcome
+        .into_iter()
+        .map(|(outcome, mut v)| {
+            v.sort_unstable();
+            let at = |q: usize| v[((v.len() - 1) * q) / 100];
+            Latency {
+                outcome: outcome.to_string(),
+                count: v.len() as u64,
+                p50_ms: at(50),
+                p99_ms: at(99),
+                max_ms: v[v.len() - 1],
+            }
+        })
+        .collect()
 }
 
 fn config_lines(c: &model::config::Config) -> Vec<(String, String)> {

@@ -118,6 +118,11 @@ pub struct World {
     producers_stopped: bool,
 }
 
+fn broker_list(brokers: &[BrokerId]) -> String {
+    let names: Vec<String> = brokers.iter().map(|b| b.to_string()).collect();
+    format!("[{}]", names.join(","))
+}
+
 fn mix(h: u64, x: u64) -> u64 {
     (h ^ x).wrapping_mul(0x0100_0000_01B3).rotate_left(31) ^ 0x9E37_79B9_7F4A_7C15
 }
@@ -362,8 +367,22 @@ impl World {
                 leader,
                 epoch,
                 unclean,
-                ..
+                isr,
             } => {
+                let what = format!(
+                    "leader {} epoch {} ISR {}{}",
+                    leader
+                        .map(|l| l.to_string())
+                        .unwrap_or_else(|| "none".into()),
+                    epoch.0,
+                    broker_list(isr),
+                    if *unclean { " (unclean election)" } else { "" }
+                );
+                self.stats.partition_log.push((
+                    now.as_ms(),
+                    self.keys[partition.index()].clone(),
+                    what,
+                ));
                 if epoch.0 > 1 {
                     self.stats.leader_elections += 1;
                 }
@@ -396,7 +415,21 @@ impl World {
                     self.stats.timeline.push((now.as_ms(), line));
                 }
             }
-            Note::IsrChanged { shrink, .. } => {
+            Note::IsrChanged {
+                partition,
+                isr,
+                shrink,
+            } => {
+                let what = format!(
+                    "ISR {} ({})",
+                    broker_list(isr),
+                    if *shrink { "shrink" } else { "expand" }
+                );
+                self.stats.partition_log.push((
+                    now.as_ms(),
+                    self.keys[partition.index()].clone(),
+                    what,
+                ));
                 if *shrink {
                     self.stats.isr_shrinks += 1;
                 } else {
@@ -1010,6 +1043,39 @@ impl World {
             self.with_outbox(NodeId::Client(id), |w, out| w.consumers[i].stop(out));
         }
         self.finished = Some(result);
+    }
+
+    /// Every partition as the run ends: the controller's leader, epoch and ISR, the
+    /// leader's HW and LEO, and the consumers' lag (leader LEO minus position).
+    pub fn partitions_at_end(&self) -> Vec<crate::run::PartitionEnd> {
+        self.controller
+            .partitions
+            .iter()
+            .map(|s| {
+                let p = s.partition;
+                let leader_replica = s
+                    .leader
+                    .map(|l| &self.brokers[l.0 as usize].replicas[p.index()]);
+                let log_end_offset = leader_replica.map(|r| r.log.log_end_offset().0);
+                let consumer_lag = log_end_offset.map(|leo| {
+                    self.consumers
+                        .iter()
+                        .filter_map(|c| c.positions.get(&p))
+                        .map(|pos| leo.saturating_sub(pos.0))
+                        .max()
+                        .unwrap_or(0)
+                });
+                crate::run::PartitionEnd {
+                    partition: self.keys[p.index()].clone(),
+                    leader: s.leader.map(|l| l.to_string()),
+                    leader_epoch: s.leader_epoch.0,
+                    isr: broker_list(&s.isr),
+                    high_watermark: leader_replica.map(|r| r.high_watermark.0),
+                    log_end_offset,
+                    consumer_lag,
+                }
+            })
+            .collect()
     }
 
     pub fn producers_stopped(&self) -> bool {
