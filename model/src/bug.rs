@@ -29,7 +29,14 @@ pub enum Bug {
     HwRegressOnFailover,
     /// The leader serves consumers records above the high watermark.
     ReadBeyondHw,
+    /// Test-only: the simulator panics inside the run on some seeds, to prove that a
+    /// panic is caught and reported per seed. Not listed by `--list-bugs`.
+    InjectedPanic,
 }
+
+/// Test-only switches, accepted by `--bug` but not listed (they break the simulator,
+/// not the broker).
+pub const TEST_BUGS: &[(Bug, &str)] = &[(Bug::InjectedPanic, "injected-panic")];
 
 /// Name, source and one-line description of every switch, in `--list-bugs` order.
 pub const ALL_BUGS: &[(Bug, &str, &str, &str)] = &[
@@ -99,16 +106,20 @@ impl Bug {
     pub fn name(self) -> &'static str {
         ALL_BUGS
             .iter()
-            .find(|(b, ..)| *b == self)
-            .map(|(_, n, ..)| *n)
+            .map(|&(b, n, ..)| (b, n))
+            .chain(TEST_BUGS.iter().copied())
+            .find(|(b, _)| *b == self)
+            .map(|(_, n)| n)
             .expect("every bug is listed")
     }
 
     pub fn parse(name: &str) -> Option<Bug> {
         ALL_BUGS
             .iter()
-            .find(|(_, n, ..)| *n == name)
-            .map(|(b, ..)| *b)
+            .map(|&(b, n, ..)| (b, n))
+            .chain(TEST_BUGS.iter().copied())
+            .find(|(_, n)| *n == name)
+            .map(|(b, _)| b)
     }
 }
 

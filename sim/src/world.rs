@@ -116,6 +116,8 @@ pub struct World {
     refused_since: BTreeMap<PartitionId, SimTime>,
     pub finished: Option<Result<(), String>>,
     producers_stopped: bool,
+    /// The `injected-panic` test switch: panic at this event (on every third seed).
+    injected_panic_at: Option<u64>,
 }
 
 fn broker_list(brokers: &[BrokerId]) -> String {
@@ -204,6 +206,8 @@ impl World {
             ));
         }
         let network = Network::new(network, SimRng::stream(seed, Stream::Network));
+        let injected_panic_at =
+            (seed % 3 == 0 && config.has_bug(model::bug::Bug::InjectedPanic)).then_some(1_000);
         World {
             controller: Controller::new(&config),
             broker_life: vec![NodeLife::default(); brokers.len()],
@@ -236,6 +240,7 @@ impl World {
             refused_since: BTreeMap::new(),
             finished: None,
             producers_stopped: false,
+            injected_panic_at,
         }
     }
 
@@ -455,6 +460,12 @@ impl World {
         let Some((time, event)) = self.queue.pop() else {
             return false;
         };
+        if self.injected_panic_at == Some(self.events) {
+            panic!(
+                "injected panic (test-only switch injected-panic) at event {}",
+                self.events
+            );
+        }
         debug_assert!(time >= self.now, "time never goes back");
         self.now = time;
         self.events += 1;

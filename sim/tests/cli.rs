@@ -243,3 +243,25 @@ fn unknown_config_key_exits_2() {
         "no.such.key=1",
     ]);
 }
+
+#[test]
+fn a_panic_inside_a_run_is_reported_per_seed_and_the_sweep_goes_on() {
+    // The test-only switch panics inside the simulation on every third seed.
+    let output = sim(&[
+        "--seeds",
+        "0..8",
+        "--scenario",
+        "broker-failure",
+        "--bug",
+        "injected-panic",
+        "--json",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let json: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().expect("a JSON line")).expect("valid JSON");
+    assert_eq!(json["runs"], 8, "every seed ran");
+    assert_eq!(json["failing_seeds"], serde_json::json!([0, 3, 6]));
+    assert_eq!(json["anomaly_counts"]["panic"], 3);
+    assert!(stderr_of(&output).contains("--seed 3 --scenario broker-failure --bug injected-panic"));
+}
