@@ -128,3 +128,20 @@ impl Scenario {
         events
     }
 }
+
+/// The scenarios that exercise a bug switch (`bugs.md`), in the order a mutation score
+/// tries them: the fault the historical bug needs is in their schedule.
+pub fn exercising(bug: model::bug::Bug) -> &'static [&'static str] {
+    use model::bug::Bug;
+    match bug {
+        Bug::HwTruncation | Bug::HwRegressOnFailover => &["broker-failure"],
+        Bug::IgnoreMinIsr => &["min-isr-unavailable"],
+        Bug::UnfencedFetch
+        | Bug::LocalIsrShrink
+        | Bug::SkipTruncateSameLeader
+        | Bug::ReadBeyondHw => &["network-partition"],
+        Bug::NoMaximalIsr => &["network-partition", "min-isr-unavailable", "broker-failure"],
+        Bug::EpochLookupNoLineage | Bug::IsrExpandEarly => &["broker-failure", "network-partition"],
+        Bug::InjectedPanic => &[],
+    }
+}
