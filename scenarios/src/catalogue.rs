@@ -253,6 +253,143 @@ fn rolling_restart(config: &Config, _: &Phases, draw: &mut dyn Draw) -> Vec<Faul
     events
 }
 
+fn random_broker(config: &Config, draw: &mut dyn Draw) -> model::types::BrokerId {
+    model::types::BrokerId(draw.below(u64::from(config.brokers)) as u32)
+}
+
+/// A broker or, more often, the current leader of a random partition.
+fn random_target(config: &Config, draw: &mut dyn Draw) -> Target {
+    if draw.chance(2, 3) {
+        Target::LeaderOf(random_partition(config, draw))
+    } else {
+        Target::Broker(random_broker(config, draw))
+    }
+}
+
+/// Swarm testing (TigerBeetle's VOPR): the seed draws which fault kinds are on and
+/// their parameters, then a schedule from them. Every append is flushed at once
+/// (`log.flush.interval.messages=1`), so no crash may lose an acknowledged write: any
+/// loss or divergence is the protocol's fault, not the fsync policy's.
+fn chaos(config: &Config, phases: &Phases, draw: &mut dyn Draw) -> Vec<FaultEvent> {
+    let end = phases.heal_at.as_ms().saturating_sub(5_000);
+    let window = |draw: &mut dyn Draw| draw.between(2_000, end);
+    let mut kinds: Vec<&str> = [
+        "crashes",
+        "partitions",
+        "pauses",
+        "slow-links",
+        "lossy-network",
+        "power-outage",
+    ]
+    .into_iter()
+    .filter(|k| draw.chance(1, if *k == "power-outage" { 5 } else { 2 }))
+    .collect();
+    if kinds.is_empty() {
+        kinds.push("crashes");
+    }
+    let mut events = Vec::new();
+    let mut drawn = Vec::new();
+    for kind in &kinds {
+        match *kind {
+            "crashes" => {
+                let n = draw.between(1, 4);
+                let down_max = draw.between(1_000, 20_000);
+                drawn.push(format!("{n} crashes (down up to {down_max} ms)"));
+                for _ in 0..n {
+                    let t = window(draw);
+                    events.push(at(t, Fault::Crash(random_target(config, draw))));
+                    events.push(at(t + draw.between(500, down_max), Fault::RestartAll));
+                }
+            }
+            "partitions" => {
+                let n = draw.between(1, 3);
+                let length_max = draw.between(5_000, 45_000);
+                drawn.push(format!("{n} partitions (up to {length_max} ms)"));
+                for _ in 0..n {
+                    let t = window(draw);
+                    let p = random_partition(config, draw);
+                    let b = random_broker(config, draw);
+                    let ctl = || LinkSet::Nodes(vec![NodeId::Controller]);
+                    let (from, to, one_way) = match draw.below(6) {
+                        0 => (
+                            LinkSet::Nodes(vec![NodeId::Broker(b)]),
+                            LinkSet::Rest,
+                            false,
+                        ),
+                        1 => (ctl(), LinkSet::Rest, false),
+                        2 => (LinkSet::LeaderOf(p), LinkSet::Rest, true),
+                        3 => (LinkSet::Rest, LinkSet::LeaderOf(p), true),
+                        4 => (LinkSet::LeaderAndFollowerOf(p), LinkSet::Rest, false),
+                        // A bridge: the leader loses the controller and one follower;
+                        // the other follower still sees both sides.
+                        _ => (
+                            LinkSet::LeaderOf(p),
+                            LinkSet::Nodes(vec![NodeId::Controller]),
+                            false,
+                        ),
+                    };
+                    events.push(at(t, Fault::Partition { from, to, one_way }));
+                    events.push(at(t + draw.between(1_000, length_max), Fault::HealNetwork));
+                }
+            }
+            "pauses" => {
+                let n = draw.between(1, 3);
+                let pause_max = draw.between(1_000, 20_000);
+                drawn.push(format!("{n} pauses (up to {pause_max} ms)"));
+                for _ in 0..n {
+                    events.push(at(
+                        window(draw),
+                        Fault::Pause(random_target(config, draw), draw.between(200, pause_max)),
+                    ));
+                }
+            }
+            "slow-links" => {
+                let extra = draw.between(50, config.replica_lag_time_max_ms + 10_000);
+                drawn.push(format!("slow replication links (+{extra} ms)"));
+                let t = window(draw);
+                let p = random_partition(config, draw);
+                events.push(at(
+                    t,
+                    Fault::SlowLinks(Target::FollowerOf(p, draw.below(2) as u32), extra),
+                ));
+                events.push(at(t + draw.between(5_000, 45_000), Fault::HealNetwork));
+            }
+            "lossy-network" => {
+                let drop_per_million = draw.between(100, 20_000);
+                let duplicate_per_million = draw.between(0, 20_000);
+                drawn.push(format!("lossy network ({drop_per_million} ppm lost, {duplicate_per_million} ppm duplicated)"));
+                let t = window(draw);
+                events.push(at(
+                    t,
+                    Fault::Degrade {
+                        drop_per_million,
+                        duplicate_per_million,
+                    },
+                ));
+                events.push(at(t + draw.between(5_000, 30_000), Fault::HealNetwork));
+            }
+            _ => {
+                drawn.push("a power outage".to_string());
+                let t = window(draw);
+                events.push(at(t, Fault::CrashAll));
+                events.push(at(t + draw.between(1_000, 10_000), Fault::RestartAll));
+            }
+        }
+    }
+    events.push(at(
+        0,
+        Fault::Announce(format!("swarm: {}", drawn.join("; "))),
+    ));
+    events
+}
+
+fn chaos_config() -> Config {
+    Config {
+        log_flush_interval_messages: Some(1),
+        ..Config::default()
+    }
+}
+
 fn power_outage(_: &Config, _: &Phases, draw: &mut dyn Draw) -> Vec<FaultEvent> {
     let t = draw.between(10_000, 30_000);
     vec![
@@ -345,6 +482,16 @@ pub fn all() -> Vec<Scenario> {
             network: NetworkSpec::default(),
             phases: phases(45_000),
             faults: rolling_restart,
+            allowed: config_allowances,
+        },
+        Scenario {
+            name: "chaos",
+            description: "swarm: the seed draws the fault mix (crashes, partitions of every shape, pauses, slow links, a lossy network, power outages) and its parameters; every append is flushed, so nothing acknowledged may be lost",
+            config: chaos_config(),
+            workload: Workload::default(),
+            network: NetworkSpec::default(),
+            phases: phases(60_000),
+            faults: chaos,
             allowed: config_allowances,
         },
         Scenario {

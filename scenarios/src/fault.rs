@@ -53,8 +53,18 @@ pub enum Fault {
     SlowLinks(Target, u64),
     /// Fsync latency (ms) of the target's disk.
     SlowDisk(Target, u64),
-    /// Remove every partition, slow link and slow disk.
+    /// Remove every partition, slow link and slow disk, and restore the network's
+    /// own loss and duplication rates.
     HealNetwork,
+    /// The network starts losing and duplicating messages at these rates (parts per
+    /// million) until the next `HealNetwork`.
+    Degrade {
+        drop_per_million: u64,
+        duplicate_per_million: u64,
+    },
+    /// No fault: the nemesis announces what it drew (the swarm parameters), for the
+    /// fault timeline.
+    Announce(String),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -35,6 +35,8 @@ pub enum Delivery {
 
 pub struct Network {
     config: NetworkSpec,
+    /// The scenario's own spec, restored by `heal`.
+    baseline: NetworkSpec,
     rng: SimRng,
     /// Directed (from, to) pairs whose messages are dropped.
     blocked: BTreeSet<(NodeId, NodeId)>,
@@ -48,6 +50,7 @@ impl Network {
     pub fn new(config: NetworkSpec, rng: SimRng) -> Network {
         Network {
             config,
+            baseline: config,
             rng,
             blocked: BTreeSet::new(),
             slow: BTreeMap::new(),
@@ -104,6 +107,12 @@ impl Network {
         }
     }
 
+    /// Lose and duplicate messages at these rates until `heal`.
+    pub fn degrade(&mut self, drop_per_million: u64, duplicate_per_million: u64) {
+        self.config.drop_per_million = drop_per_million;
+        self.config.duplicate_per_million = duplicate_per_million;
+    }
+
     pub fn set_slow(&mut self, node: NodeId, extra_ms: u64) {
         self.slow.insert(node, extra_ms * 1_000);
     }
@@ -111,6 +120,7 @@ impl Network {
     pub fn heal(&mut self) {
         self.blocked.clear();
         self.slow.clear();
+        self.config = self.baseline;
     }
 
     pub fn has_partition(&self) -> bool {

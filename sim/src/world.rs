@@ -933,6 +933,17 @@ impl World {
                 self.network.heal();
                 "heal network".to_string()
             }
+            Fault::Degrade {
+                drop_per_million,
+                duplicate_per_million,
+            } => {
+                self.network
+                    .degrade(drop_per_million, duplicate_per_million);
+                format!(
+                    "network degraded: {drop_per_million} ppm lost, {duplicate_per_million} ppm duplicated"
+                )
+            }
+            Fault::Announce(text) => text,
         };
         self.record_event(
             TraceKind::Fault,
