@@ -28,6 +28,8 @@ pub struct BrokerSession {
 
 pub struct Controller {
     config: Config,
+    /// Bumped every time a standby takes over (KRaft: the quorum leader's epoch).
+    pub controller_epoch: u32,
     pub partitions: Vec<PartitionState>,
     pub brokers: BTreeMap<BrokerId, BrokerSession>,
     /// The topic is created once every broker has registered and is unfenced.
@@ -51,6 +53,7 @@ impl Controller {
             .collect();
         Controller {
             config: config.clone(),
+            controller_epoch: 1,
             partitions,
             brokers: BTreeMap::new(),
             topic_created: false,
@@ -59,6 +62,23 @@ impl Controller {
 
     pub fn start(&mut self, _now: SimTime, out: &mut Outbox) {
         out.timer_ms(SESSION_CHECK_MS, Timer::SessionCheck);
+    }
+
+    /// The active controller died and a standby of the quorum takes over with the same
+    /// committed metadata and a higher controller epoch. Simplification (README,
+    /// fidelity): decisions are committed as they are made, so none is lost in the
+    /// failover. Like KRaft's new active controller it gives every registered broker a
+    /// fresh session (it has no heartbeat history of its own), then publishes the full
+    /// image so brokers learn the new epoch.
+    pub fn fail_over(&mut self, now: SimTime, out: &mut Outbox) {
+        self.controller_epoch += 1;
+        for s in self.brokers.values_mut() {
+            s.last_heartbeat = now;
+        }
+        self.start(now, out);
+        if self.topic_created {
+            self.publish(self.partitions.clone(), out);
+        }
     }
 
     fn unfenced(&self, b: BrokerId) -> bool {
@@ -205,6 +225,7 @@ impl Controller {
             to,
             Message::BrokerHeartbeatResponse {
                 broker_epoch,
+                controller_epoch: self.controller_epoch,
                 fenced,
                 shutdown_ready,
                 partitions: if self.topic_created {
@@ -224,6 +245,7 @@ impl Controller {
             out.send(
                 NodeId::Broker(b),
                 Message::PartitionChange {
+                    controller_epoch: self.controller_epoch,
                     states: changed.clone(),
                 },
             );

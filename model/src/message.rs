@@ -117,12 +117,14 @@ pub enum Message {
     /// whatever is newer than what it has, so a lost push is repaired by the next beat.
     BrokerHeartbeatResponse {
         broker_epoch: BrokerEpoch,
+        controller_epoch: u32,
         fenced: bool,
         shutdown_ready: bool,
         partitions: Vec<PartitionState>,
     },
     /// Pushed by the controller on every change.
     PartitionChange {
+        controller_epoch: u32,
         states: Vec<PartitionState>,
     },
     AlterPartition {

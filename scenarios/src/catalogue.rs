@@ -238,6 +238,27 @@ fn unclean_election(config: &Config, _: &Phases, draw: &mut dyn Draw) -> Vec<Fau
     ]
 }
 
+/// The active controller crashes while leadership is changing: a leader has just
+/// died (its session is about to expire, or it has just re-registered), so the
+/// election falls to whichever controller is active then.
+fn controller_failover(config: &Config, _: &Phases, draw: &mut dyn Draw) -> Vec<FaultEvent> {
+    let mut events = Vec::new();
+    let mut t = draw.between(3_000, 6_000);
+    while t < 40_000 {
+        events.push(at(
+            t,
+            Fault::Crash(Target::LeaderOf(random_partition(config, draw))),
+        ));
+        let controller_crash = t + draw.between(0, config.broker_session_timeout_ms + 3_000);
+        let takeover = draw.between(500, 3_000);
+        events.push(at(controller_crash, Fault::CrashController(takeover)));
+        let down = draw.between(1_000, 14_000);
+        events.push(at(t + down, Fault::RestartAll));
+        t += down.max(controller_crash - t + takeover) + draw.between(8_000, 14_000);
+    }
+    events
+}
+
 fn rolling_restart(config: &Config, _: &Phases, draw: &mut dyn Draw) -> Vec<FaultEvent> {
     // Each broker in turn: controlled shutdown, a few seconds down, restart, then wait
     // for it to rejoin the ISRs before the next one.
@@ -472,6 +493,16 @@ pub fn all() -> Vec<Scenario> {
             network: NetworkSpec::default(),
             phases: phases(45_000),
             faults: unclean_election,
+            allowed: config_allowances,
+        },
+        Scenario {
+            name: "controller-failover",
+            description: "the active controller crashes during leadership changes and a standby takes over: elections continue, no stale decision is applied",
+            config: Config::default(),
+            workload: Workload::default(),
+            network: NetworkSpec::default(),
+            phases: phases(50_000),
+            faults: controller_failover,
             allowed: config_allowances,
         },
         Scenario {

@@ -62,6 +62,9 @@ pub enum Fault {
         drop_per_million: u64,
         duplicate_per_million: u64,
     },
+    /// The active controller crashes; a standby of the quorum takes over after this
+    /// many milliseconds (the Raft election), with the committed metadata.
+    CrashController(u64),
     /// No fault: the nemesis announces what it drew (the swarm parameters), for the
     /// fault timeline.
     Announce(String),

@@ -74,6 +74,8 @@ enum Event {
     Fault(usize),
     Resume(BrokerId),
     Heal,
+    /// A standby controller takes over after the active one crashed.
+    ControllerTakeover,
     StopProducers,
     DrainCheck,
 }
@@ -96,6 +98,7 @@ pub struct World {
     disk_last: BTreeMap<BrokerId, SimTime>,
     pub brokers: Vec<Broker>,
     broker_life: Vec<NodeLife>,
+    controller_life: NodeLife,
     pub controller: Controller,
     pub producers: Vec<Producer>,
     pub consumers: Vec<Consumer>,
@@ -211,6 +214,7 @@ impl World {
         World {
             controller: Controller::new(&config),
             broker_life: vec![NodeLife::default(); brokers.len()],
+            controller_life: NodeLife::default(),
             brokers,
             recorder: Recorder::new(keys.clone()),
             monitors: Monitors::new(
@@ -296,14 +300,16 @@ impl World {
     fn incarnation(&self, node: NodeId) -> u64 {
         match node {
             NodeId::Broker(b) => self.broker_life[b.0 as usize].incarnation,
-            _ => 0,
+            NodeId::Controller => self.controller_life.incarnation,
+            NodeId::Client(_) => 0,
         }
     }
 
     fn is_down(&self, node: NodeId) -> bool {
         match node {
             NodeId::Broker(b) => self.broker_life[b.0 as usize].down,
-            _ => false,
+            NodeId::Controller => self.controller_life.down,
+            NodeId::Client(_) => false,
         }
     }
 
@@ -507,6 +513,26 @@ impl World {
                 }
             }
             Event::Fault(i) => self.apply_fault(i),
+            Event::ControllerTakeover => {
+                self.controller_life.down = false;
+                self.controller_life.incarnation += 1;
+                let now = self.now;
+                self.with_outbox(NodeId::Controller, |w, out| {
+                    w.controller.fail_over(now, out)
+                });
+                let epoch = self.controller.controller_epoch;
+                self.record_event(
+                    TraceKind::Fault,
+                    NodeId::Controller,
+                    NodeId::Controller,
+                    "takeover",
+                    || format!("controller epoch {epoch}"),
+                );
+                self.stats.timeline.push((
+                    now.as_ms(),
+                    format!("a standby controller takes over (controller epoch {epoch})"),
+                ));
+            }
             Event::Resume(b) => {
                 let life = &mut self.broker_life[b.0 as usize];
                 if life.paused_until.is_some_and(|t| t <= self.now) {
@@ -944,6 +970,17 @@ impl World {
                 )
             }
             Fault::Announce(text) => text,
+            Fault::CrashController(takeover_ms) => {
+                if self.controller_life.down {
+                    return;
+                }
+                self.controller_life.down = true;
+                self.controller_life.incarnation += 1;
+                self.stats.crashes += 1;
+                self.queue
+                    .push(self.now.plus_ms(takeover_ms), Event::ControllerTakeover);
+                format!("crash the active controller (a standby takes over in {takeover_ms} ms)")
+            }
         };
         self.record_event(
             TraceKind::Fault,

@@ -35,6 +35,8 @@ pub struct Broker {
     pub fenced: bool,
     /// The controller has answered this incarnation's registration.
     registered: bool,
+    /// The highest controller epoch heard from.
+    controller_epoch_seen: u32,
     pub replicas: Vec<Replica>,
     /// Metadata for every partition (also those we do not host), for clients.
     next_correlation: u64,
@@ -59,6 +61,7 @@ impl Broker {
             broker_epoch: BrokerEpoch(0),
             fenced: true,
             registered: false,
+            controller_epoch_seen: 0,
             replicas: config.partition_ids().map(Replica::new).collect(),
             next_correlation: 0,
             pending_fsync: BTreeMap::new(),
@@ -182,10 +185,14 @@ impl Broker {
         match msg {
             Message::BrokerHeartbeatResponse {
                 broker_epoch,
+                controller_epoch,
                 fenced,
                 shutdown_ready,
                 partitions,
             } => {
+                if !self.accept_controller(controller_epoch) {
+                    return;
+                }
                 if broker_epoch == self.broker_epoch {
                     self.registered = true;
                     self.fenced = fenced;
@@ -193,7 +200,14 @@ impl Broker {
                 }
                 self.apply_metadata(now, &partitions, out);
             }
-            Message::PartitionChange { states } => self.apply_metadata(now, &states, out),
+            Message::PartitionChange {
+                controller_epoch,
+                states,
+            } => {
+                if self.accept_controller(controller_epoch) {
+                    self.apply_metadata(now, &states, out);
+                }
+            }
             Message::ConnectionClosed { broker } => self.on_leader_disconnected(broker, out),
             Message::AlterPartitionResponse {
                 partition,
@@ -362,8 +376,24 @@ impl Broker {
         }
     }
 
+    /// Metadata from an older controller epoch than one already heard from is stale: a
+    /// deposed controller's in-flight decision (KRaft: the quorum epoch fences it).
+    fn accept_controller(&mut self, controller_epoch: u32) -> bool {
+        if controller_epoch < self.controller_epoch_seen {
+            return false;
+        }
+        self.controller_epoch_seen = controller_epoch;
+        true
+    }
+
     /// Apply partition states newer than what we know, and take the roles they give us.
     fn apply_metadata(&mut self, now: SimTime, states: &[PartitionState], out: &mut Outbox) {
+        if !self.registered {
+            // Until the controller has answered this incarnation's registration, what
+            // it says about us describes our previous life (which may have led
+            // partitions with data we lost): take no role from it.
+            return;
+        }
         for s in states {
             let Some(r) = self.replicas.get(s.partition.index()) else {
                 continue;

@@ -20,8 +20,24 @@ fn config() -> Config {
 }
 
 fn broker(id: u32) -> Broker {
-    let mut b = Broker::new(BrokerId(id), &config());
+    started(Broker::new(BrokerId(id), &config()))
+}
+
+/// Start the broker and answer its registration, as the controller would.
+fn started(mut b: Broker) -> Broker {
     b.start(SimTime::ZERO, BrokerEpoch(1), &mut Outbox::default());
+    b.handle_message(
+        SimTime::ZERO,
+        NodeId::Controller,
+        Message::BrokerHeartbeatResponse {
+            broker_epoch: BrokerEpoch(1),
+            controller_epoch: 1,
+            fenced: false,
+            shutdown_ready: false,
+            partitions: Vec::new(),
+        },
+        &mut Outbox::default(),
+    );
     b
 }
 
@@ -40,7 +56,10 @@ fn publish(b: &mut Broker, s: PartitionState, out: &mut Outbox) {
     b.handle_message(
         SimTime::ZERO,
         NodeId::Controller,
-        Message::PartitionChange { states: vec![s] },
+        Message::PartitionChange {
+            controller_epoch: 1,
+            states: vec![s],
+        },
         out,
     );
 }
@@ -116,8 +135,7 @@ fn follower_truncates_to_the_leaders_end_offset_for_its_last_epoch() {
 fn hw_truncation_bug_truncates_to_the_local_high_watermark_instead() {
     let mut c = config();
     c.bugs.insert(crate::bug::Bug::HwTruncation);
-    let mut follower = Broker::new(BrokerId(1), &c);
-    follower.start(SimTime::ZERO, BrokerEpoch(1), &mut Outbox::default());
+    let mut follower = started(Broker::new(BrokerId(1), &c));
     for v in 0..5 {
         follower.replicas[0].log.append(record(v, 1));
     }
@@ -270,4 +288,14 @@ fn acks_all_is_refused_below_min_insync_replicas() {
         Message::ProduceResponse { results, .. }
             if results[0].result == Err(crate::message::ErrorCode::NotEnoughReplicas)
     )));
+}
+
+#[test]
+fn an_unregistered_incarnation_takes_no_role_from_metadata() {
+    // A restarted broker must not act on what the controller says about its previous
+    // life (it may have led partitions whose data it lost) before it registers again.
+    let mut b = Broker::new(BrokerId(0), &config());
+    b.start(SimTime::ZERO, BrokerEpoch(2), &mut Outbox::default());
+    publish(&mut b, state(0, 1, &[0, 1, 2], 1), &mut Outbox::default());
+    assert!(matches!(b.replicas[0].role, Role::Offline));
 }
