@@ -4,7 +4,7 @@ use model::types::{BrokerId, NodeId, PartitionId, SimTime};
 
 /// Whom a fault hits. `LeaderOf` is resolved when the fault fires, from the
 /// controller's current view (the leader may have moved since the schedule was drawn).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Target {
     Broker(BrokerId),
     LeaderOf(PartitionId),
@@ -13,7 +13,7 @@ pub enum Target {
 }
 
 /// A set of nodes for a network partition, resolved when the fault fires.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum LinkSet {
     Nodes(Vec<NodeId>),
     /// The partition's leader.
@@ -28,7 +28,7 @@ pub enum LinkSet {
     Rest,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Fault {
     /// Hard crash: volatile state and the unsynced log tail are lost.
     Crash(Target),
@@ -70,7 +70,7 @@ pub enum Fault {
     Announce(String),
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FaultEvent {
     pub at: SimTime,
     pub fault: Fault,

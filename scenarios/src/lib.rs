@@ -32,7 +32,7 @@ pub trait Draw {
 }
 
 /// The client side of a run.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Workload {
     /// Producer clients (each a KafkaProducer shared by `producer_threads` processes).
     pub producers: u32,
@@ -97,7 +97,7 @@ pub struct Allowed {
 }
 
 /// The phases of a run, in simulated time.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Phases {
     /// Faults happen before this; at this time everything is healed and restarted.
     pub heal_at: SimTime,

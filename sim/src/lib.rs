@@ -11,5 +11,6 @@ pub mod recorder;
 pub mod report;
 pub mod rng;
 pub mod run;
+pub mod shrink;
 pub mod sweep;
 pub mod world;

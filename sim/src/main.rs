@@ -104,6 +104,7 @@ fn one_run(command: &RunCommand) -> ExitCode {
         // Histories and traces can be large: keep them only when a file asks for them.
         keep_history: command.history.is_some(),
         keep_trace: command.trace.is_some(),
+        plan: None,
     };
     sweep::install_panic_capture();
     let started = Instant::now();

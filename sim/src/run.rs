@@ -15,6 +15,19 @@ pub struct RunOptions {
     pub keep_history: bool,
     /// Keep the trace lines in the result.
     pub keep_trace: bool,
+    /// Run this plan instead of drawing one from the scenario (`--replay`, `--shrink`).
+    pub plan: Option<RunPlan>,
+}
+
+/// What a run does, as data: the fault schedule, the client workload and the phases.
+/// A scenario draws one from the seed; a replay file (`--replay`) or the shrinker
+/// supplies one directly. Everything else (seeds of the network, disk and client
+/// streams) still comes from the seed, so a plan plus its seed replays exactly.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RunPlan {
+    pub faults: Vec<scenarios::FaultEvent>,
+    pub workload: scenarios::Workload,
+    pub phases: scenarios::Phases,
 }
 
 /// One anomaly, from the history checker or a broker monitor.
@@ -155,13 +168,54 @@ pub fn setup(
     Ok((scenario, config))
 }
 
+/// A plan from a file must still describe a run that can happen.
+fn validate_plan(plan: &RunPlan) -> Result<(), SetupError> {
+    let w = &plan.workload;
+    let bad = |m: &str| Err(SetupError(format!("invalid run plan: {m}")));
+    if w.producers == 0 || w.producer_threads == 0 || w.consumers == 0 {
+        return bad("producers, producer_threads and consumers must each be at least 1");
+    }
+    if w.sends_per_op_max == 0 || w.customers == 0 || w.poll_interval_ms == 0 {
+        return bad("sends_per_op_max, customers and poll_interval_ms must be at least 1");
+    }
+    let p = &plan.phases;
+    if !(p.heal_at <= p.stop_producers_at && p.stop_producers_at < p.deadline) {
+        return bad("phases must satisfy heal_at <= stop_producers_at < deadline");
+    }
+    Ok(())
+}
+
+/// The plan a scenario draws for a seed (its fault stream) and configuration.
+pub fn draw_plan(
+    scenario: &scenarios::Scenario,
+    config: &model::config::Config,
+    seed: u64,
+) -> RunPlan {
+    let mut fault_rng = crate::rng::SimRng::stream(seed, crate::rng::Stream::Faults);
+    RunPlan {
+        faults: scenario.schedule(config, &mut fault_rng),
+        workload: scenario.workload.clone(),
+        phases: scenario.phases,
+    }
+}
+
 /// Run one seed of one scenario. Deterministic: the same options give the same result,
 /// byte for byte (there is no wall time in it).
 pub fn run(opts: &RunOptions) -> Result<RunResult, SetupError> {
     let (scenario, config) = setup(opts)?;
-    let mut fault_rng = crate::rng::SimRng::stream(opts.seed, crate::rng::Stream::Faults);
-    let faults = scenario.schedule(&config, &mut fault_rng);
+    let plan = match &opts.plan {
+        Some(plan) => plan.clone(),
+        None => draw_plan(&scenario, &config, opts.seed),
+    };
+    validate_plan(&plan)?;
     let allowed = (scenario.allowed)(&config);
+    let mut faults = plan.faults;
+    faults.sort_by_key(|e| e.at);
+    let scenario = scenarios::Scenario {
+        workload: plan.workload,
+        phases: plan.phases,
+        ..scenario
+    };
     let mut world = crate::world::World::new(
         opts.seed,
         config.clone(),

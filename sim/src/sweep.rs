@@ -380,6 +380,7 @@ pub fn seed_options(scenario: &str, seed: u64, common: &Common) -> RunOptions {
         sets: common.sets.clone(),
         keep_history: false,
         keep_trace: false,
+        plan: None,
     }
 }
 
