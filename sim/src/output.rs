@@ -297,8 +297,7 @@ fn stats_lines(out: &mut String, stats: &RunStats) {
     if stats.unavailable_ms.is_empty() {
         out.push_str("unavailable:  never\n");
     } else {
-        let total: u64 = stats.unavailable_ms.iter().sum();
-        let max = stats.unavailable_ms.iter().max().copied().unwrap_or(0);
+        let (total, max) = total_and_longest(&stats.unavailable_ms);
         let _ = writeln!(
             out,
             "unavailable:  {total} ms over {} windows (longest {max} ms, simulated)",
@@ -306,13 +305,7 @@ fn stats_lines(out: &mut String, stats: &RunStats) {
         );
     }
     if stats.produce_refused > 0 {
-        let total: u64 = stats.write_unavailable_ms.iter().sum();
-        let max = stats
-            .write_unavailable_ms
-            .iter()
-            .max()
-            .copied()
-            .unwrap_or(0);
+        let (total, max) = total_and_longest(&stats.write_unavailable_ms);
         let _ = writeln!(
             out,
             "min ISR:      {} produce requests refused with NOT_ENOUGH_REPLICAS; writes unavailable {total} ms over {} windows (longest {max} ms, simulated)",
@@ -320,6 +313,14 @@ fn stats_lines(out: &mut String, stats: &RunStats) {
             stats.write_unavailable_ms.len()
         );
     }
+}
+
+/// The total and the longest of a list of windows (ms).
+pub fn total_and_longest(windows_ms: &[u64]) -> (u64, u64) {
+    (
+        windows_ms.iter().sum(),
+        windows_ms.iter().max().copied().unwrap_or(0),
+    )
 }
 
 /// One anomaly as a line (plus its detail), for the run summary.

@@ -118,8 +118,7 @@ fn failover(out: &mut String, result: &RunResult) {
     if stats.unavailable_ms.is_empty() {
         out.push_str("- partitions without a leader: never\n\n");
     } else {
-        let total: u64 = stats.unavailable_ms.iter().sum();
-        let longest = stats.unavailable_ms.iter().max().copied().unwrap_or(0);
+        let (total, longest) = crate::output::total_and_longest(&stats.unavailable_ms);
         let _ = writeln!(
             out,
             "- partitions without a leader: {} windows, {total} ms in total, longest {longest} ms\n",
@@ -127,13 +126,7 @@ fn failover(out: &mut String, result: &RunResult) {
         );
     }
     if stats.produce_refused > 0 {
-        let total: u64 = stats.write_unavailable_ms.iter().sum();
-        let longest = stats
-            .write_unavailable_ms
-            .iter()
-            .max()
-            .copied()
-            .unwrap_or(0);
+        let (total, longest) = crate::output::total_and_longest(&stats.write_unavailable_ms);
         let _ = writeln!(
             out,
             "- writes refused with NOT_ENOUGH_REPLICAS: {} requests; unavailable for writes {} windows, {total} ms in total, longest {longest} ms\n",

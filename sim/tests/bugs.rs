@@ -18,6 +18,12 @@ fn first_failure(scenario: &str, bug: &str, seeds: std::ops::Range<u64>) -> (u64
     panic!("--bug {bug} was not caught by {scenario} in seeds {seeds:?}");
 }
 
+/// `bug` is caught by `scenario` within `seeds`, as one of `expected`.
+fn caught(scenario: &str, bug: &str, seeds: std::ops::Range<u64>, expected: &[&str]) {
+    let (seed, result) = first_failure(scenario, bug, seeds);
+    assert_caught_as(scenario, bug, seed, &result, expected);
+}
+
 /// Asserts the failing run names `expected` among its forbidden anomalies, and that the
 /// same seed without the bug is ok.
 fn assert_caught_as(scenario: &str, bug: &str, seed: u64, result: &RunResult, expected: &[&str]) {
@@ -47,30 +53,33 @@ fn assert_caught_as(scenario: &str, bug: &str, seed: u64, result: &RunResult, ex
 fn hw_truncation_is_caught_by_broker_failure() {
     // Before KIP-101 a restarted follower truncated to its local high watermark and
     // could lose a committed record while staying in the ISR.
-    let (scenario, bug) = ("broker-failure", "hw-truncation");
-    let (seed, result) = first_failure(scenario, bug, 0..20);
-    assert_caught_as(scenario, bug, seed, &result, &["committed-truncated"]);
+    caught(
+        "broker-failure",
+        "hw-truncation",
+        0..20,
+        &["committed-truncated"],
+    );
 }
 
 #[test]
 fn ignore_min_isr_is_caught_by_min_isr_unavailable() {
     // Before KAFKA-1555 an ISR of just the leader acknowledged acks=all writes.
-    let (scenario, bug) = ("min-isr-unavailable", "ignore-min-isr");
-    let (seed, result) = first_failure(scenario, bug, 0..20);
-    assert_caught_as(scenario, bug, seed, &result, &["isr-below-min-acked"]);
+    caught(
+        "min-isr-unavailable",
+        "ignore-min-isr",
+        0..20,
+        &["isr-below-min-acked"],
+    );
 }
 
 #[test]
 fn local_isr_shrink_is_caught_by_network_partition() {
     // A leader that shrinks the ISR without the controller keeps acknowledging alone
     // while isolated, as a new leader is elected on the other side.
-    let (scenario, bug) = ("network-partition", "local-isr-shrink");
-    let (seed, result) = first_failure(scenario, bug, 0..60);
-    assert_caught_as(
-        scenario,
-        bug,
-        seed,
-        &result,
+    caught(
+        "network-partition",
+        "local-isr-shrink",
+        0..60,
         &[
             "two-leaders",
             "lost-write",
@@ -115,13 +124,10 @@ fn every_listed_bug_is_accounted_for_here() {
 fn skip_truncate_same_leader_is_caught_by_network_partition() {
     // KAFKA-7164: a follower that sees a new epoch of the same leader keeps its suffix,
     // although the leader's lineage changed in between (leadership A -> B -> A).
-    let (scenario, bug) = ("network-partition", "skip-truncate-same-leader");
-    let (seed, result) = first_failure(scenario, bug, 0..60);
-    assert_caught_as(
-        scenario,
-        bug,
-        seed,
-        &result,
+    caught(
+        "network-partition",
+        "skip-truncate-same-leader",
+        0..60,
         &["divergent-replicas", "committed-truncated"],
     );
 }
@@ -130,29 +136,32 @@ fn skip_truncate_same_leader_is_caught_by_network_partition() {
 fn no_maximal_isr_is_caught_by_network_partition() {
     // Before KIP-497 the HW could advance past a replica whose ISR addition was pending;
     // once the controller committed the addition, an ISR member lacked committed data.
-    let (scenario, bug) = ("network-partition", "no-maximal-isr");
-    let (seed, result) = first_failure(scenario, bug, 0..60);
-    assert_caught_as(scenario, bug, seed, &result, &["committed-truncated"]);
+    caught(
+        "network-partition",
+        "no-maximal-isr",
+        0..60,
+        &["committed-truncated"],
+    );
 }
 
 #[test]
 fn hw_regress_on_failover_is_caught_by_broker_failure() {
     // A new leader that exposes its stale local HW makes the HW go backwards.
-    let (scenario, bug) = ("broker-failure", "hw-regress-on-failover");
-    let (seed, result) = first_failure(scenario, bug, 0..10);
-    assert_caught_as(scenario, bug, seed, &result, &["hw-regression"]);
+    caught(
+        "broker-failure",
+        "hw-regress-on-failover",
+        0..10,
+        &["hw-regression"],
+    );
 }
 
 #[test]
 fn read_beyond_hw_is_caught_by_network_partition() {
     // Consumers that read above the HW see records a failover later truncates.
-    let (scenario, bug) = ("network-partition", "read-beyond-hw");
-    let (seed, result) = first_failure(scenario, bug, 0..20);
-    assert_caught_as(
-        scenario,
-        bug,
-        seed,
-        &result,
+    caught(
+        "network-partition",
+        "read-beyond-hw",
+        0..20,
         &["inconsistent-offsets", "duplicate", "lost-write"],
     );
 }
@@ -168,13 +177,10 @@ fn an_unknown_bug_is_a_setup_error() {
 fn unfenced_fetch_is_caught_by_network_partition() {
     // Before KIP-320 a zombie follower that missed two epoch changes kept fetching
     // from the re-elected leader without truncating its stale tail (KAFKA-6880).
-    let (scenario, bug) = ("network-partition", "unfenced-fetch");
-    let (seed, result) = first_failure(scenario, bug, 0..60);
-    assert_caught_as(
-        scenario,
-        bug,
-        seed,
-        &result,
+    caught(
+        "network-partition",
+        "unfenced-fetch",
+        0..60,
         &["divergent-replicas", "committed-truncated"],
     );
 }
@@ -183,13 +189,10 @@ fn unfenced_fetch_is_caught_by_network_partition() {
 fn epoch_lookup_no_lineage_is_caught_by_chaos() {
     // Before KIP-279 the end offset for an epoch came without its epoch: after
     // back-to-back failovers a follower kept records of an epoch the leader never had.
-    let (scenario, bug) = ("chaos", "epoch-lookup-no-lineage");
-    let (seed, result) = first_failure(scenario, bug, 0..80);
-    assert_caught_as(
-        scenario,
-        bug,
-        seed,
-        &result,
+    caught(
+        "chaos",
+        "epoch-lookup-no-lineage",
+        0..80,
         &["divergent-replicas", "committed-truncated"],
     );
 }
