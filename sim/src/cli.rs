@@ -27,7 +27,8 @@ pub const ALL_SCENARIOS: &str = "all";
         sim --seed 7 --scenario broker-failure\n  \
         sim --seeds 0..1000 --scenario broker-failure --jobs 8\n  \
         sim --seeds 0..1000 --scenario all --json\n  \
-        sim --seed 4217 --scenario broker-failure --bug hw-truncation --report run.md\n\n\
+        sim --seed 4217 --scenario broker-failure --bug hw-truncation --report run.md\n  \
+        sim --mutation-score --seeds 0..200 --json\n\n\
         Exit codes: 0 every run held every invariant; 1 an anomaly, a panic or a \
         determinism mismatch; 2 bad usage or input."
 )]
@@ -87,7 +88,20 @@ pub struct Args {
     /// Run each seed twice and fail if the two runs differ (trace hash, events, anomalies).
     #[arg(long)]
     pub check_determinism: bool,
+
+    /// Mutation score: sweep --seeds (default 0..200) with each --list-bugs switch on, over
+    /// the scenarios that exercise it, and the correct broker over the same scenarios;
+    /// report per switch whether it was detected, the seeds to first detection, the
+    /// failing seeds and the anomaly kinds, and the false alarms of the correct broker.
+    /// Exit 0 only if every switch is detected and there is no false alarm. Takes
+    /// --seeds, --jobs, --json, --set and --check-determinism; not --seed, --scenario,
+    /// --bug, --shard or the --list-* options.
+    #[arg(long)]
+    pub mutation_score: bool,
 }
+
+/// The seed range `--mutation-score` sweeps when `--seeds` is not given.
+pub const MUTATION_SCORE_SEEDS: SeedRange = SeedRange { start: 0, end: 200 };
 
 /// A half-open range of seeds, `start..end`, never empty.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -148,6 +162,8 @@ pub enum Command {
     Run(RunCommand),
     /// `--seeds A..B`: a sweep.
     Sweep(SweepCommand),
+    /// `--mutation-score`: every bug switch against the scenarios that exercise it.
+    MutationScore(MutationCommand),
 }
 
 /// Options shared by one run and a sweep: what each single run is made of.
@@ -176,6 +192,17 @@ pub struct SweepCommand {
     pub plan: SeedPlan,
     /// `None`: one worker per core.
     pub jobs: Option<usize>,
+    pub common: Common,
+}
+
+/// `--mutation-score [--seeds A..B]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MutationCommand {
+    /// The seeds every (switch, scenario) pair runs, and the correct broker too.
+    pub range: SeedRange,
+    /// `None`: one worker per core.
+    pub jobs: Option<usize>,
+    /// `bugs` is always empty: the command sets one switch per sweep itself.
     pub common: Common,
 }
 
@@ -234,6 +261,9 @@ fn usage<T>(line: impl Into<String>) -> Result<T, CliError> {
 impl Args {
     /// Apply the rules clap's attributes cannot say in one line each.
     pub fn into_command(self) -> Result<Command, CliError> {
+        if self.mutation_score {
+            return self.into_mutation_command();
+        }
         if self.list_scenarios || self.list_bugs {
             return Ok(Command::List {
                 scenarios: self.list_scenarios,
@@ -300,6 +330,38 @@ impl Args {
             // clap's `conflicts_with` rejects this first; kept so the match is total.
             (Some(_), Some(_)) => usage("--seed and --seeds cannot be used together"),
         }
+    }
+
+    /// `--mutation-score` chooses the scenarios and the bug switches itself, and keeps
+    /// no per-run files: every option that would say otherwise is refused, naming it.
+    fn into_mutation_command(self) -> Result<Command, CliError> {
+        for (flag, given) in [
+            ("--seed", self.seed.is_some()),
+            ("--scenario", self.scenario.is_some()),
+            ("--list-scenarios", self.list_scenarios),
+            ("--list-bugs", self.list_bugs),
+            ("--bug", !self.bugs.is_empty()),
+            ("--shard", self.shard.is_some()),
+            ("--history", self.history.is_some()),
+            ("--trace", self.trace.is_some()),
+            ("--report", self.report.is_some()),
+        ] {
+            if given {
+                return usage(format!(
+                    "--mutation-score cannot be combined with {flag} (it runs every bug switch over the scenarios that exercise it; see --help)"
+                ));
+            }
+        }
+        Ok(Command::MutationScore(MutationCommand {
+            range: self.seeds.unwrap_or(MUTATION_SCORE_SEEDS),
+            jobs: self.jobs,
+            common: Common {
+                bugs: Vec::new(),
+                sets: self.sets,
+                json: self.json,
+                check_determinism: self.check_determinism,
+            },
+        }))
     }
 }
 
@@ -488,5 +550,44 @@ mod tests {
         };
         assert_eq!(sweep.jobs, Some(3));
         assert_eq!(sweep.plan.len(), 3);
+    }
+
+    #[test]
+    fn mutation_score_defaults_to_0_200_and_stands_alone() {
+        let Ok(Command::MutationScore(score)) = cmd(&["--mutation-score"]) else {
+            panic!("expected a mutation score");
+        };
+        assert_eq!(score.range, MUTATION_SCORE_SEEDS);
+        assert_eq!(score.range, SeedRange { start: 0, end: 200 });
+        let Ok(Command::MutationScore(score)) = cmd(&[
+            "--mutation-score",
+            "--seeds",
+            "3..9",
+            "--json",
+            "--jobs",
+            "2",
+        ]) else {
+            panic!("expected a mutation score");
+        };
+        assert_eq!(score.range, SeedRange { start: 3, end: 9 });
+        assert_eq!(score.jobs, Some(2));
+        assert!(score.common.json);
+        assert!(score.common.bugs.is_empty());
+        for other in [
+            &["--seed", "1"][..],
+            &["--scenario", "broker-failure"],
+            &["--list-scenarios"],
+            &["--list-bugs"],
+            &["--bug", "hw-truncation"],
+            &["--shard", "0/2"],
+            &["--report", "r.md"],
+        ] {
+            let args: Vec<&str> = std::iter::once("--mutation-score")
+                .chain(other.iter().copied())
+                .collect();
+            let line = usage_line(&args);
+            assert!(line.contains("--mutation-score"), "{args:?}: {line}");
+            assert!(!line.contains('\n'));
+        }
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod monitors;
+pub mod mutation;
 pub mod network;
 pub mod output;
 pub mod queue;

@@ -1,5 +1,5 @@
-//! The `sim` binary (contract: `design/cli.md`): one seed, a sweep of seeds, or the
-//! lists of scenarios and bug switches.
+//! The `sim` binary (contract: `design/cli.md`): one seed, a sweep of seeds, the
+//! mutation score of the bug switches, or the lists of scenarios and bug switches.
 //!
 //! Exit codes: 0 every run held every invariant; 1 an anomaly, a panic inside a run, or
 //! a determinism mismatch; 2 bad usage or input, reported as one `sim: <problem>` line.
@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use sim::cli::{self, CliError, Command, RunCommand, SweepCommand, ALL_SCENARIOS};
+use sim::cli::{self, CliError, Command, MutationCommand, RunCommand, SweepCommand, ALL_SCENARIOS};
+use sim::mutation;
 use sim::output;
 use sim::report;
 use sim::run::{self, RunOptions, RunResult};
@@ -26,6 +27,7 @@ fn main() -> ExitCode {
         Ok(Command::List { scenarios, bugs }) => list(scenarios, bugs),
         Ok(Command::Run(command)) => one_run(&command),
         Ok(Command::Sweep(command)) => sweep_seeds(&command),
+        Ok(Command::MutationScore(command)) => mutation_score(&command),
         Err(CliError::Display(help)) => {
             // --help / --version: clap's text on stdout, success.
             let _ = help.print();
@@ -269,6 +271,42 @@ fn sweep_seeds(command: &SweepCommand) -> ExitCode {
         return usage_error(&format!("{scenario} seed {seed}: {reason}"));
     }
     verdict(sweeps.iter().all(|one| one.tally.ok()))
+}
+
+/// `--mutation-score`: every bug switch over the scenarios that exercise it, and the
+/// correct broker over the same scenarios; exit 0 only if every switch was detected and
+/// nothing failed without a switch (2 on bad input).
+fn mutation_score(command: &MutationCommand) -> ExitCode {
+    let plan = mutation::plan();
+    let progress = Progress::new(progress_bar(mutation::total_runs(&plan, command.range)));
+    let started = Instant::now();
+    let outcome = mutation::score(
+        &plan,
+        command.range,
+        command.jobs,
+        &command.common,
+        &progress,
+    );
+    progress.bar.finish_and_clear();
+    let wall = started.elapsed();
+    let score = match outcome {
+        Ok(score) => score,
+        Err(problem) => return usage_error(&problem.0),
+    };
+    if let Some(problem) = score.setup_error() {
+        return usage_error(&problem);
+    }
+    let threads = command
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    to_stderr(&mutation::summary(&score, threads, &command.common, wall));
+    if command.common.json {
+        to_stdout(&format!(
+            "{}\n",
+            mutation::json(&score, output::millis(wall))
+        ));
+    }
+    verdict(score.ok())
 }
 
 /// A bar on a terminal; nothing at all otherwise (CI logs stay quiet).

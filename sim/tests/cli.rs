@@ -265,3 +265,100 @@ fn a_panic_inside_a_run_is_reported_per_seed_and_the_sweep_goes_on() {
     assert_eq!(json["anomaly_counts"]["panic"], 3);
     assert!(stderr_of(&output).contains("--seed 3 --scenario broker-failure --bug injected-panic"));
 }
+
+/// The last stdout line of a `--mutation-score --json` run, parsed, with its exit code.
+fn mutation_score(args: &[&str]) -> (Option<i32>, serde_json::Value, String) {
+    let output = sim(args);
+    let stderr = stderr_of(&output);
+    assert!(!stderr.contains("panicked"), "{args:?} panicked: {stderr}");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let json: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or(""))
+        .expect("the last stdout line is JSON");
+    (output.status.code(), json, stderr)
+}
+
+#[test]
+fn mutation_score_json_has_every_listed_switch_and_no_false_alarm() {
+    // Three seeds are too few to detect every switch: exit 1 is expected (0 would mean
+    // every switch was caught), never 2 or a panic.
+    let (code, json, stderr) = mutation_score(&["--mutation-score", "--seeds", "0..3", "--json"]);
+    assert!(matches!(code, Some(0) | Some(1)), "exit {code:?}: {stderr}");
+    let score = &json["mutation_score"];
+    assert_eq!(score["seeds"], serde_json::json!({"start": 0, "end": 3}));
+    let listed = sim(&["--list-bugs"]);
+    let listed: Vec<String> = String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .filter_map(|line| line.split_whitespace().next().map(str::to_string))
+        .collect();
+    let switches = score["switches"].as_array().expect("a switches array");
+    let names: Vec<&str> = switches
+        .iter()
+        .map(|switch| switch["bug"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(names, listed, "one entry per --list-bugs switch, in order");
+    assert!(!names.contains(&"injected-panic"));
+    let mut detected = 0;
+    for switch in switches {
+        for key in [
+            "source",
+            "detected",
+            "scenario",
+            "seeds_to_detection",
+            "failing_seeds",
+            "runs",
+            "anomaly_kinds",
+        ] {
+            assert!(switch.get(key).is_some(), "missing {key} in {switch}");
+        }
+        if switch["detected"] == true {
+            detected += 1;
+            let seeds = switch["seeds_to_detection"].as_u64().expect("a number");
+            assert!((1..=3).contains(&seeds), "{switch}");
+            assert!(switch["scenario"].is_string());
+        } else {
+            assert!(switch["seeds_to_detection"].is_null());
+            assert!(switch["scenario"].is_null());
+            assert_eq!(switch["failing_seeds"], 0);
+        }
+    }
+    assert_eq!(score["detected"], detected);
+    assert_eq!(score["total"], switches.len());
+    let false_alarms = score["false_alarms"]
+        .as_object()
+        .expect("a false_alarms object");
+    assert!(!false_alarms.is_empty());
+    for (scenario, count) in false_alarms {
+        assert_eq!(count, 0, "the correct broker failed in {scenario}");
+    }
+    let all_detected = detected == switches.len();
+    assert_eq!(code, Some(if all_detected { 0 } else { 1 }));
+    let last = stderr.lines().last().unwrap_or("");
+    assert!(
+        last.contains("median seeds to first detection") && last.contains("false alarms 0"),
+        "{last}"
+    );
+}
+
+#[test]
+fn mutation_score_does_not_depend_on_jobs() {
+    let run = |jobs: &str| {
+        let (code, mut json, _) = mutation_score(&[
+            "--mutation-score",
+            "--seeds",
+            "2..4",
+            "--json",
+            "--jobs",
+            jobs,
+        ]);
+        json["mutation_score"]["wall_ms"] = serde_json::Value::Null;
+        (code, json)
+    };
+    assert_eq!(run("1"), run("2"));
+}
+
+#[test]
+fn mutation_score_refuses_a_scenario_or_a_bug() {
+    assert_bad_input(&["--mutation-score", "--scenario", "broker-failure"]);
+    assert_bad_input(&["--mutation-score", "--bug", "hw-truncation"]);
+    assert_bad_input(&["--mutation-score", "--list-bugs"]);
+}
