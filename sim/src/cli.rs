@@ -98,6 +98,22 @@ pub struct Args {
     /// --bug, --shard or the --list-* options.
     #[arg(long)]
     pub mutation_score: bool,
+
+    /// With --seed (or --replay): minimize the failing run — drop faults, thin the
+    /// workload, shorten the phases while the same anomaly kind still appears — and write
+    /// the minimal run as a replay file (--shrink-to, default shrunk-SCENARIO-SEED.json).
+    #[arg(long)]
+    pub shrink: bool,
+
+    /// Where --shrink writes its replay file.
+    #[arg(long, value_name = "PATH", requires = "shrink")]
+    pub shrink_to: Option<PathBuf>,
+
+    /// Run the plan of a replay file (written by --shrink): its scenario, seed, bugs,
+    /// config overrides, fault schedule, workload and phases. Takes the one-run outputs
+    /// (--json, --history, --trace, --report); not --seed, --seeds, --scenario, --bug, --set.
+    #[arg(long, value_name = "FILE")]
+    pub replay: Option<PathBuf>,
 }
 
 /// The seed range `--mutation-score` sweeps when `--seeds` is not given.
@@ -183,6 +199,10 @@ pub struct RunCommand {
     pub history: Option<PathBuf>,
     pub trace: Option<PathBuf>,
     pub report: Option<PathBuf>,
+    /// `--replay FILE`: the run's scenario, seed, bugs, sets and plan come from it.
+    pub replay: Option<PathBuf>,
+    /// `--shrink`: minimize instead of just running; `Some(path)` from `--shrink-to`.
+    pub shrink: Option<Option<PathBuf>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -264,6 +284,9 @@ impl Args {
         if self.mutation_score {
             return self.into_mutation_command();
         }
+        if let Some(file) = self.replay.clone() {
+            return self.into_replay_command(file);
+        }
         if self.list_scenarios || self.list_bugs {
             return Ok(Command::List {
                 scenarios: self.list_scenarios,
@@ -302,9 +325,16 @@ impl Args {
                     history: self.history,
                     trace: self.trace,
                     report: self.report,
+                    replay: None,
+                    shrink: self.shrink.then_some(self.shrink_to),
                 }))
             }
             (None, Some(range)) => {
+                if self.shrink {
+                    return usage(
+                        "--shrink minimizes one failing run and needs --seed N, not --seeds",
+                    );
+                }
                 for (flag, given) in [
                     ("--history", self.history.is_some()),
                     ("--trace", self.trace.is_some()),
@@ -330,6 +360,42 @@ impl Args {
             // clap's `conflicts_with` rejects this first; kept so the match is total.
             (Some(_), Some(_)) => usage("--seed and --seeds cannot be used together"),
         }
+    }
+
+    /// `--replay FILE`: everything that defines the run comes from the file.
+    fn into_replay_command(self, file: PathBuf) -> Result<Command, CliError> {
+        for (flag, given) in [
+            ("--seed", self.seed.is_some()),
+            ("--seeds", self.seeds.is_some()),
+            ("--scenario", self.scenario.is_some()),
+            ("--bug", !self.bugs.is_empty()),
+            ("--set", !self.sets.is_empty()),
+            ("--shard", self.shard.is_some()),
+            ("--mutation-score", self.mutation_score),
+            ("--list-scenarios", self.list_scenarios),
+            ("--list-bugs", self.list_bugs),
+        ] {
+            if given {
+                return usage(format!(
+                    "--replay runs what its file says and cannot be combined with {flag}"
+                ));
+            }
+        }
+        Ok(Command::Run(RunCommand {
+            scenario: String::new(),
+            seed: 0,
+            common: Common {
+                bugs: Vec::new(),
+                sets: Vec::new(),
+                json: self.json,
+                check_determinism: self.check_determinism,
+            },
+            history: self.history,
+            trace: self.trace,
+            report: self.report,
+            replay: Some(file),
+            shrink: self.shrink.then_some(self.shrink_to),
+        }))
     }
 
     /// `--mutation-score` chooses the scenarios and the bug switches itself, and keeps

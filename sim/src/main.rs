@@ -20,6 +20,7 @@ use sim::mutation;
 use sim::output;
 use sim::report;
 use sim::run::{self, RunOptions, RunResult};
+use sim::shrink::{self, ReplayFile};
 use sim::sweep::{self, Outcome, Progress};
 
 fn main() -> ExitCode {
@@ -95,8 +96,30 @@ fn list(scenarios: bool, bugs: bool) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// `--seed N`: run, write the requested files, summarize, exit 0/1 (2 on bad input).
+/// Read a replay file; any problem is bad input (exit 2).
+fn load_replay(path: &Path) -> Result<ReplayFile, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read replay file {}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{}: not a replay file: {e}", path.display()))
+}
+
+/// `--seed N` (or `--replay FILE`): run, write the requested files, summarize, exit
+/// 0/1 (2 on bad input). With `--shrink`, minimize instead.
 fn one_run(command: &RunCommand) -> ExitCode {
+    let mut command = command.clone();
+    let mut plan = None;
+    if let Some(path) = &command.replay {
+        let file = match load_replay(path) {
+            Ok(file) => file,
+            Err(problem) => return usage_error(&problem),
+        };
+        command.scenario = file.scenario.clone();
+        command.seed = file.seed;
+        command.common.bugs = file.bugs.clone();
+        command.common.sets = file.sets.clone();
+        plan = Some(file.plan);
+    }
+    let command = &command;
     let common = &command.common;
     let opts = RunOptions {
         scenario: command.scenario.clone(),
@@ -106,8 +129,11 @@ fn one_run(command: &RunCommand) -> ExitCode {
         // Histories and traces can be large: keep them only when a file asks for them.
         keep_history: command.history.is_some(),
         keep_trace: command.trace.is_some(),
-        plan: None,
+        plan,
     };
+    if let Some(to) = &command.shrink {
+        return shrink_run(&opts, to.as_deref());
+    }
     sweep::install_panic_capture();
     let started = Instant::now();
     let outcome = sweep::run_checked(&opts, common.check_determinism);
@@ -155,11 +181,78 @@ fn one_run(command: &RunCommand) -> ExitCode {
         return usage_error(&problem);
     }
 
-    to_stderr(&output::run_summary(&result, common, wall_ms));
+    let mut summary = output::run_summary(&result, common, wall_ms);
+    if let Some(path) = &command.replay {
+        // A replayed plan is reproduced by its file, not by its seed.
+        summary = summary
+            .lines()
+            .map(|line| match line.starts_with("reproduce:") {
+                true => format!(
+                    "reproduce:    cargo run --release -p sim -- --replay {}\n",
+                    path.display()
+                ),
+                false => format!("{line}\n"),
+            })
+            .collect();
+    }
+    to_stderr(&summary);
     if common.json {
         to_stdout(&format!("{}\n", output::run_json(&result, wall_ms)));
     }
     verdict(result.ok)
+}
+
+/// How many runs `--shrink` may try.
+const SHRINK_BUDGET: usize = 300;
+
+/// `--shrink`: minimize a failing run, write its replay file, say how much smaller it got.
+fn shrink_run(opts: &RunOptions, to: Option<&Path>) -> ExitCode {
+    sweep::install_panic_capture();
+    let started = Instant::now();
+    let shrunk = match shrink::shrink(opts, SHRINK_BUDGET) {
+        Err(setup) => return usage_error(&setup.to_string()),
+        Ok(None) => {
+            to_stderr(&format!(
+                "seed {} of {} does not fail: nothing to shrink\n",
+                opts.seed, opts.scenario
+            ));
+            return ExitCode::SUCCESS;
+        }
+        Ok(Some(shrunk)) => shrunk,
+    };
+    let default_path = format!("shrunk-{}-{}.json", opts.scenario, opts.seed);
+    let path = to
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| default_path.into());
+    let file = ReplayFile::from_options(&shrunk.options).expect("a shrunk run has a plan");
+    let json = serde_json::to_string_pretty(&file).expect("a replay file serializes");
+    if let Err(problem) = write_file(&path, "replay", |w| w.write_all(json.as_bytes())) {
+        return usage_error(&problem);
+    }
+    let (o, s) = (shrunk.original, shrunk.shrunk);
+    let pct = |a: u64, b: u64| if a == 0 { 0 } else { 100 - (100 * b / a) };
+    to_stderr(&format!(
+        "shrunk {} seed {} keeping `{}` ({} runs, {:.1} s wall):\n  faults      {} -> {}\n  operations  {} -> {} ({}% fewer)\n  sim time    {} ms -> {} ms\n  events      {} -> {} ({}% fewer)\nwrote {}\nreplay: cargo run --release -p sim -- --replay {} --trace trace.txt\n",
+        opts.scenario,
+        opts.seed,
+        shrunk.kind,
+        shrunk.runs,
+        started.elapsed().as_secs_f64(),
+        o.faults,
+        s.faults,
+        o.operations,
+        s.operations,
+        pct(o.operations, s.operations),
+        o.sim_time_ms,
+        s.sim_time_ms,
+        o.events,
+        s.events,
+        pct(o.events, s.events),
+        path.display(),
+        path.display()
+    ));
+    // The shrunk run still fails: that is the point, and the exit code says so.
+    ExitCode::from(1)
 }
 
 /// Write the files asked for; an unwritable path is bad input (exit 2).

@@ -362,3 +362,45 @@ fn mutation_score_refuses_a_scenario_or_a_bug() {
     assert_bad_input(&["--mutation-score", "--bug", "hw-truncation"]);
     assert_bad_input(&["--mutation-score", "--list-bugs"]);
 }
+
+#[test]
+fn shrink_writes_a_smaller_replay_file_that_still_fails() {
+    let dir = std::env::temp_dir().join(format!("logsim-shrink-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("shrunk.json");
+    let file_arg = file.to_str().expect("utf-8 path");
+    let output = sim(&[
+        "--seed",
+        "0",
+        "--scenario",
+        "broker-failure",
+        "--bug",
+        "hw-truncation",
+        "--shrink",
+        "--shrink-to",
+        file_arg,
+    ]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr_of(&output));
+    assert!(stderr_of(&output).contains("faults"));
+    let replay = sim(&["--replay", file_arg, "--json"]);
+    assert_eq!(replay.status.code(), Some(1), "the shrunk run still fails");
+    assert!(stderr_of(&replay).contains(&format!("--replay {file_arg}")));
+    let again = sim(&["--replay", file_arg, "--json"]);
+    assert_eq!(
+        String::from_utf8_lossy(&replay.stdout).replace(|c: char| c.is_ascii_digit(), ""),
+        String::from_utf8_lossy(&again.stdout).replace(|c: char| c.is_ascii_digit(), ""),
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn replay_of_a_missing_or_malformed_file_exits_2() {
+    assert_bad_input(&["--replay", "/nonexistent/replay.json"]);
+    let dir = std::env::temp_dir().join(format!("logsim-replay-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("bad.json");
+    std::fs::write(&file, "{\"scenario\": 3}").expect("written");
+    assert_bad_input(&["--replay", file.to_str().expect("utf-8")]);
+    assert_bad_input(&["--replay", file.to_str().expect("utf-8"), "--seed", "1"]);
+    std::fs::remove_dir_all(&dir).ok();
+}
