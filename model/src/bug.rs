@@ -29,6 +29,9 @@ pub enum Bug {
     HwRegressOnFailover,
     /// The leader serves consumers records above the high watermark.
     ReadBeyondHw,
+    /// `hw-truncation` restricted to restart: after a crash, a replica truncates to its
+    /// checkpointed HW (KIP-101's second scenario: both replicas lost their tails).
+    HwDivergence,
     /// Test-only: the simulator panics inside the run on some seeds, to prove that a
     /// panic is caught and reported per seed. Not listed by `--list-bugs`.
     InjectedPanic,
@@ -63,6 +66,12 @@ pub const ALL_BUGS: &[(Bug, &str, &str, &str)] = &[
         "local-isr-shrink",
         "KIP-497",
         "the leader shrinks the ISR on its own, without the controller's approval (split brain under partition)",
+    ),
+    (
+        Bug::HwDivergence,
+        "hw-divergence",
+        "KIP-101",
+        "after a crash, a restarted replica truncates to its checkpointed high watermark instead of the leader's end offset for its last epoch (both replicas lost unsynced tails)",
     ),
     (
         Bug::SkipTruncateSameLeader,

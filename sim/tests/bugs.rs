@@ -111,6 +111,7 @@ fn every_listed_bug_is_accounted_for_here() {
         "hw-regress-on-failover",
         "read-beyond-hw",
         "epoch-lookup-no-lineage",
+        "hw-divergence",
     ];
     for (name, _, _) in sim::run::bug_list() {
         assert!(
@@ -194,5 +195,18 @@ fn epoch_lookup_no_lineage_is_caught_by_chaos() {
         "epoch-lookup-no-lineage",
         0..80,
         &["divergent-replicas", "committed-truncated"],
+    );
+}
+
+#[test]
+fn hw_divergence_is_caught_by_power_outage() {
+    // KIP-101's second scenario: after every broker lost its unsynced tail, a replica
+    // that truncates to its checkpointed HW keeps records the new leader lost and
+    // then overwrote.
+    caught(
+        "power-outage",
+        "hw-divergence",
+        0..40,
+        &["divergent-replicas", "no-convergence"],
     );
 }

@@ -20,8 +20,11 @@ impl Broker {
         leader: BrokerId,
         out: &mut Outbox,
     ) {
-        let hw_truncation = self.bug(Bug::HwTruncation);
+        let hw_divergence = self.bug(Bug::HwDivergence);
+        let always = self.bug(Bug::HwTruncation);
         let r = &mut self.replicas[p.index()];
+        let hw_truncation = always || (hw_divergence && r.fresh_from_start);
+        r.fresh_from_start = false;
         let phase = if hw_truncation {
             // Pre KIP-101: trust the local high watermark as the committed prefix.
             let hw = r.high_watermark;
@@ -226,6 +229,7 @@ impl Broker {
         if !self.take_inflight(p, correlation) {
             return;
         }
+        let pre_kip_101 = self.bug(Bug::HwTruncation) || self.bug(Bug::HwDivergence);
         let r = &mut self.replicas[p.index()];
         let Some(epoch) = r.log.latest_epoch().or(r.leader_epoch()) else {
             return;
@@ -250,6 +254,15 @@ impl Broker {
                     f.hw_confirmed = true;
                 }
                 self.send_follower_request(now, p, out);
+            }
+            Err(ErrorCode::OffsetOutOfRange) if pre_kip_101 => {
+                // Pre KIP-101: truncate to the local HW again and retry until the
+                // leader's log has grown past it (keeping whatever lies below the HW).
+                let hw = r.high_watermark;
+                if let Some((from, to)) = r.truncate_to(hw) {
+                    out.note(Note::Truncated { partition: p, from, to });
+                }
+                self.back_off(p, out);
             }
             Err(ErrorCode::OffsetOutOfRange) => {
                 // Our log is longer than the leader's: go back through truncation.

@@ -83,6 +83,7 @@ impl Broker {
     pub(super) fn become_leader(&mut self, now: SimTime, p: PartitionId, out: &mut Outbox) {
         let me = self.id;
         let r = &mut self.replicas[p.index()];
+        r.fresh_from_start = false;
         let state = r.state.clone().expect("leader has state");
         let leo = r.log.log_end_offset();
         r.log.assign_epoch_start(state.leader_epoch, leo);

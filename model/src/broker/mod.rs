@@ -97,6 +97,7 @@ impl Broker {
         for r in &mut self.replicas {
             // The HW checkpoint may be ahead of a log that lost its tail.
             r.high_watermark = r.high_watermark_checkpoint.min(r.log.log_end_offset());
+            r.fresh_from_start = true;
         }
         out.send(
             NodeId::Controller,
@@ -109,7 +110,11 @@ impl Broker {
             self.config.broker_heartbeat_interval_ms,
             Timer::BrokerHeartbeat,
         );
-        out.timer_ms(self.flush_interval_ms(), Timer::Flush);
+        // Each broker's page cache is written back on its own schedule: stagger the
+        // first flush by broker id so that brokers do not fsync in lockstep.
+        let interval = self.flush_interval_ms();
+        let phase = (u64::from(self.id.0) * 1_700) % interval;
+        out.timer_ms(interval - phase, Timer::Flush);
         out.timer_ms(self.config.replica_lag_time_max_ms / 2, Timer::IsrCheck);
     }
 

@@ -74,6 +74,8 @@ pub struct Replica {
     /// The latest partition state learned from the controller.
     pub state: Option<PartitionState>,
     pub role: Role,
+    /// No role taken since this incarnation started (the replica comes from a restart).
+    pub fresh_from_start: bool,
 }
 
 impl Replica {
@@ -85,6 +87,7 @@ impl Replica {
             high_watermark_checkpoint: Offset::ZERO,
             state: None,
             role: Role::Offline,
+            fresh_from_start: true,
         }
     }
 
