@@ -32,6 +32,9 @@ pub enum Bug {
     /// `hw-truncation` restricted to restart: after a crash, a replica truncates to its
     /// checkpointed HW (KIP-101's second scenario: both replicas lost their tails).
     HwDivergence,
+    /// The consumer does not validate its position after a leader change, and after a
+    /// truncation silently skips (before KIP-320's client side).
+    ConsumerNoTruncationDetection,
     /// Test-only: the simulator panics inside the run on some seeds, to prove that a
     /// panic is caught and reported per seed. Not listed by `--list-bugs`.
     InjectedPanic,
@@ -72,6 +75,12 @@ pub const ALL_BUGS: &[(Bug, &str, &str, &str)] = &[
         "hw-divergence",
         "KIP-101",
         "after a crash, a restarted replica truncates to its checkpointed high watermark instead of the leader's end offset for its last epoch (both replicas lost unsynced tails)",
+    ),
+    (
+        Bug::ConsumerNoTruncationDetection,
+        "consumer-no-truncation-detection",
+        "KIP-320",
+        "the consumer neither validates its position after a leader change nor knows when it was reset: after a truncation (unclean election) it silently skips or re-reads",
     ),
     (
         Bug::SkipTruncateSameLeader,

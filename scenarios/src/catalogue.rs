@@ -36,8 +36,6 @@ fn data_loss(reason: &'static str) -> Vec<Allowed> {
         "duplicate",
         "nonmonotonic-send",
         "realtime-send-order",
-        "poll-skip",
-        "nonmonotonic-poll",
         "committed-truncated",
         "hw-regression",
     ]

@@ -137,6 +137,7 @@ pub fn exercising(bug: model::bug::Bug) -> &'static [&'static str] {
         Bug::HwTruncation | Bug::HwRegressOnFailover => &["broker-failure", "chaos"],
         Bug::IgnoreMinIsr => &["min-isr-unavailable", "chaos"],
         Bug::HwDivergence => &["power-outage"],
+        Bug::ConsumerNoTruncationDetection => &["unclean-election"],
         Bug::UnfencedFetch | Bug::SkipTruncateSameLeader => &["network-partition"],
         Bug::LocalIsrShrink | Bug::ReadBeyondHw => &["network-partition", "chaos"],
         Bug::NoMaximalIsr => &["network-partition", "min-isr-unavailable", "chaos"],

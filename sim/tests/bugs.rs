@@ -112,6 +112,7 @@ fn every_listed_bug_is_accounted_for_here() {
         "read-beyond-hw",
         "epoch-lookup-no-lineage",
         "hw-divergence",
+        "consumer-no-truncation-detection",
     ];
     for (name, _, _) in sim::run::bug_list() {
         assert!(
@@ -208,5 +209,17 @@ fn hw_divergence_is_caught_by_power_outage() {
         "hw-divergence",
         0..40,
         &["divergent-replicas", "no-convergence"],
+    );
+}
+
+#[test]
+fn consumer_no_truncation_detection_is_caught_by_unclean_election() {
+    // Before KIP-320's client side the consumer did not notice the truncation an unclean
+    // election causes: its reset went unrecorded and its reads stepped back.
+    caught(
+        "unclean-election",
+        "consumer-no-truncation-detection",
+        0..10,
+        &["nonmonotonic-poll", "poll-skip"],
     );
 }

@@ -2,10 +2,15 @@
 //! leader epoch it knows, KIP-320), up to the high watermark (`read_uncommitted`),
 //! tracks its positions, and records `assign` and `poll` operations.
 //!
+//! Truncation detection (KIP-320, client side): when a partition's leader epoch moves
+//! past the one its position was validated under, the consumer asks the leader for the
+//! end offset of the epoch of the last record it fetched; if that is below its
+//! position, the log was truncated (unclean election, lossy crash) and it seeks back
+//! to the divergence point, recorded as a new `assign` (a seek).
+//!
 //! Simplification (README, fidelity): on OFFSET_OUT_OF_RANGE (its position is past the
-//! leader's log after a loss) it re-assigns its partitions and rewinds that partition
-//! to the beginning (`auto.offset.reset=earliest`), recorded as a new `assign`; Kafka's
-//! client would find the divergence point through OffsetsForLeaderEpoch.
+//! leader's log) it rewinds that partition to the beginning
+//! (`auto.offset.reset=earliest`), also recorded as a new `assign`.
 
 use super::metadata::MetadataCache;
 use crate::config::Config;
@@ -13,13 +18,13 @@ use crate::history::{HistoryEvent, MicroOp, OpKind, Outcome};
 use crate::message::{ErrorCode, FetchData, Message};
 use crate::outbox::{Outbox, Timer};
 use crate::rng::ModelRng;
-use crate::types::{ClientId, NodeId, Offset, PartitionId, SimTime, Value};
+use crate::types::{ClientId, Epoch, NodeId, Offset, PartitionId, SimTime, Value};
 use std::collections::BTreeMap;
 
 #[derive(Clone, Debug)]
 struct Poll {
     started: SimTime,
-    /// correlation -> partition of each fetch still outstanding.
+    /// correlation -> partition of each fetch or position validation outstanding.
     pending: BTreeMap<u64, PartitionId>,
     reads: BTreeMap<PartitionId, Vec<(Offset, Value)>>,
 }
@@ -33,9 +38,15 @@ pub struct Consumer {
     meta: MetadataCache,
     pub assigned: Vec<PartitionId>,
     pub positions: BTreeMap<PartitionId, Offset>,
+    /// Per partition: the leader epoch of the last record fetched (KIP-320).
+    last_fetched_epoch: BTreeMap<PartitionId, Epoch>,
+    /// Per partition: the leader epoch the position was last validated under.
+    validated_epoch: BTreeMap<PartitionId, Epoch>,
     poll: Option<Poll>,
     next_id: u64,
     needs_reassign: bool,
+    /// Validation requests in flight: correlation -> the leader epoch validated under.
+    validating: BTreeMap<u64, Epoch>,
     pub stopped: bool,
 }
 
@@ -56,12 +67,22 @@ impl Consumer {
             poll_interval_ms,
             meta: MetadataCache::new(config.partitions, config.brokers),
             positions: assigned.iter().map(|&p| (p, Offset::ZERO)).collect(),
+            last_fetched_epoch: BTreeMap::new(),
+            validated_epoch: BTreeMap::new(),
             assigned,
             poll: None,
             next_id: 0,
             needs_reassign: false,
+            validating: BTreeMap::new(),
             stopped: false,
         }
+    }
+
+    /// KIP-320's client-side truncation detection, unless the historical bug is on.
+    fn detects_truncation(&self) -> bool {
+        !self
+            .config
+            .has_bug(crate::bug::Bug::ConsumerNoTruncationDetection)
     }
 
     fn next_id(&mut self) -> u64 {
@@ -149,6 +170,23 @@ impl Consumer {
             };
             let correlation = self.next_id();
             poll.pending.insert(correlation, p);
+            let fetched = self.last_fetched_epoch.get(&p).copied();
+            let validated = self.validated_epoch.get(&p).copied().unwrap_or_default();
+            if let (Some(fetched), true) = (fetched, epoch > validated && self.detects_truncation())
+            {
+                // A new leader epoch: validate the position before fetching (KIP-320).
+                out.send(
+                    NodeId::Broker(leader),
+                    Message::OffsetsForLeaderEpoch {
+                        correlation,
+                        partition: p,
+                        current_leader_epoch: Some(epoch),
+                        leader_epoch: fetched,
+                    },
+                );
+                self.validating.insert(correlation, epoch);
+                continue;
+            }
             out.send(
                 NodeId::Broker(leader),
                 Message::Fetch {
@@ -199,6 +237,34 @@ impl Consumer {
             } => {
                 self.meta.on_response(correlation, &partitions);
             }
+            Message::OffsetsForLeaderEpochResponse {
+                correlation,
+                partition,
+                result,
+            } => {
+                let Some(poll) = self.poll.as_mut() else {
+                    return;
+                };
+                if poll.pending.remove(&correlation).is_none() {
+                    return;
+                }
+                let epoch = self.validating.remove(&correlation);
+                match (result, epoch) {
+                    (Ok(answer), Some(epoch)) => {
+                        let position = self.positions[&partition];
+                        if let Some((_, end)) = answer.filter(|&(_, end)| end < position) {
+                            // Truncated below our position: seek back to the divergence.
+                            self.positions.insert(partition, end);
+                            self.needs_reassign = true;
+                        }
+                        self.validated_epoch.insert(partition, epoch);
+                    }
+                    _ => self.meta.invalidate(partition),
+                }
+                if self.poll.as_ref().is_some_and(|p| p.pending.is_empty()) {
+                    self.complete_poll(now, out);
+                }
+            }
             Message::FetchResponse {
                 correlation,
                 partition,
@@ -236,12 +302,19 @@ impl Consumer {
                 for (i, r) in data.records.iter().enumerate() {
                     reads.push((Offset(position.0 + i as u64), r.value));
                 }
+                if let Some(last) = data.records.last() {
+                    self.last_fetched_epoch.insert(p, last.epoch);
+                }
+                let validated = self.validated_epoch.entry(p).or_default();
+                *validated = (*validated).max(data.leader_epoch);
                 self.positions
                     .insert(p, Offset(position.0 + data.records.len() as u64));
             }
             Err(ErrorCode::OffsetOutOfRange) => {
+                // auto.offset.reset=earliest. With KIP-320 the client knows it reset
+                // (a seek, recorded as an assign); before it, the rewind was silent.
                 self.positions.insert(p, Offset::ZERO);
-                self.needs_reassign = true;
+                self.needs_reassign |= self.detects_truncation();
             }
             Err(_) => self.meta.invalidate(p),
         }
