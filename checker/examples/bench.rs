@@ -1,14 +1,19 @@
 //! Throughput of `checker::check` on synthetic valid histories.
 //!
-//! `cargo run --release -p checker --example bench -- [OPS]... [--check-only]`
-//! (default: 100000 1000000; `--check-only` skips the text round trip, for profiling)
+//! `cargo run --release -p checker --example bench -- [OPS]... [--check-only] [--save PATH]`
+//! (default: 100000 1000000; `--check-only` skips the text round trip, for profiling;
+//! `--save PATH` writes the last generated history there, to time the CLI on it)
 //!
 //! Generates, from a fixed seed, a valid history of about OPS events: producers sending
 //! to several partitions with overlapping operations (mostly `ok`, some `info` that may
-//! or may not land, some `fail`), assign-mode consumers polling contiguously, and a
-//! final drain. Then times `check` (and, for reference, writing and re-reading the
-//! JSON Lines text). This is the only place in the crate that reads the wall clock: a
-//! measuring tool, not a test.
+//! or may not land, some `fail`), transactional producers (committed transactions
+//! visible at once, aborted ones leaving invisible records, markers leaving gaps),
+//! assign-mode consumers polling contiguously and committing their offsets for a
+//! group, a consume-transform-produce client (transactions that poll an input
+//! partition, send outputs and commit input offsets), and a final drain. Then times
+//! `check` (and, for reference, writing and re-reading the JSON Lines text). This is
+//! the only place in the crate that reads the wall clock: a measuring tool, not a
+//! test.
 
 use std::time::Instant;
 
@@ -33,16 +38,42 @@ impl Rng {
 }
 
 const KEYS: usize = 8;
+/// The last `logs` entry: the consume-transform-produce client's output partition.
+const OUTPUT: usize = KEYS;
+/// Its input partition.
+const INPUT: usize = 0;
 const PRODUCERS: usize = 12;
+/// The first `TXN_PRODUCERS` producers send transactions.
+const TXN_PRODUCERS: usize = 3;
 const CONSUMERS: usize = 4;
+/// Clients: producers, consumers, then the consume-transform-produce client.
+const CLIENTS: usize = PRODUCERS + CONSUMERS + 1;
+const EOS_CLIENT: usize = PRODUCERS + CONSUMERS;
 const RECORDS_PER_POLL_MAX: usize = 16;
+const SENDS_PER_TXN_MAX: u64 = 3;
 
 /// What a client is doing between its invoke and its completion.
 #[derive(Clone)]
 enum InFlight {
     Idle,
-    Send { key: usize, value: i64 },
+    Send {
+        key: usize,
+        value: i64,
+    },
+    Txn {
+        sends: Vec<(usize, i64)>,
+    },
     Poll,
+    Commit {
+        offsets: Vec<(String, u64)>,
+    },
+    /// Consume-transform-produce: input records (index range into the input log)
+    /// and one output value per record.
+    Process {
+        start: usize,
+        end: usize,
+        outputs: Vec<i64>,
+    },
 }
 
 struct Workload {
@@ -55,51 +86,72 @@ struct Workload {
     clients: Vec<(u64, InFlight)>,
     /// Per consumer and key: index of the next record to read.
     positions: Vec<Vec<usize>>,
+    /// The consume-transform-produce client's committed position in its input log.
+    eos_position: usize,
     next_process: u64,
     next_value: i64,
 }
 
 impl Workload {
     fn new(seed: u64) -> Self {
-        let clients = (0..PRODUCERS + CONSUMERS)
+        let clients = (0..CLIENTS)
             .map(|client| (client as u64, InFlight::Idle))
             .collect();
         Workload {
             rng: Rng(seed),
             ops: Vec::new(),
             time: 0,
-            logs: vec![Vec::new(); KEYS],
-            next_offset: vec![0; KEYS],
+            logs: vec![Vec::new(); KEYS + 1],
+            next_offset: vec![0; KEYS + 1],
             clients,
             positions: vec![vec![0; KEYS]; CONSUMERS],
-            next_process: (PRODUCERS + CONSUMERS) as u64,
+            eos_position: 0,
+            next_process: CLIENTS as u64,
             next_value: 0,
         }
     }
 
-    fn push(&mut self, typ: OpType, process: u64, f: F, value: OpValue) {
+    fn push(&mut self, typ: OpType, process: u64, f: F, value: OpValue) -> &mut Op {
         self.time += 1 + self.rng.below(1_000);
         let index = self.ops.len() as u64;
         self.ops
             .push(Op::new(index, self.time, typ, process, f, value));
+        self.ops.last_mut().expect("just pushed")
     }
 
     fn key_name(key: usize) -> String {
-        format!("orders-{key}")
+        if key == OUTPUT {
+            "output-0".to_owned()
+        } else {
+            format!("orders-{key}")
+        }
+    }
+
+    fn fresh_value(&mut self) -> i64 {
+        self.next_value += 1;
+        self.next_value
+    }
+
+    /// The client continues under a new process id (after an `info`).
+    fn renew(&mut self, client: usize) {
+        self.clients[client].0 = self.next_process;
+        self.next_process += 1;
     }
 
     fn step(&mut self) {
         let client = self.rng.below(self.clients.len() as u64) as usize;
         let (process, in_flight) = self.clients[client].clone();
         match in_flight {
+            InFlight::Idle if client < TXN_PRODUCERS => self.invoke_txn(client, process),
             InFlight::Idle if client < PRODUCERS => {
                 let key = self.rng.below(KEYS as u64) as usize;
-                let value = self.next_value;
-                self.next_value += 1;
+                let value = self.fresh_value();
                 let mop = Mop::send(Self::key_name(key), value);
                 self.push(OpType::Invoke, process, F::Send, OpValue::Mops(vec![mop]));
                 self.clients[client].1 = InFlight::Send { key, value };
             }
+            InFlight::Idle if client == EOS_CLIENT => self.invoke_process(client, process),
+            InFlight::Idle if self.rng.below(8) == 0 => self.invoke_commit(client, process),
             InFlight::Idle => {
                 self.push(
                     OpType::Invoke,
@@ -110,8 +162,166 @@ impl Workload {
                 self.clients[client].1 = InFlight::Poll;
             }
             InFlight::Send { key, value } => self.complete_send(client, process, key, value),
+            InFlight::Txn { sends } => self.complete_txn(client, process, &sends),
             InFlight::Poll => self.complete_poll(client, process),
+            InFlight::Commit { offsets } => {
+                let value = OpValue::Commit {
+                    group: Self::group_of(client),
+                    offsets,
+                };
+                self.push(OpType::Ok, process, F::Commit, value);
+                self.clients[client].1 = InFlight::Idle;
+            }
+            InFlight::Process {
+                start,
+                end,
+                outputs,
+            } => self.complete_process(client, process, start..end, &outputs),
         }
+    }
+
+    fn invoke_txn(&mut self, client: usize, process: u64) {
+        let count = 1 + self.rng.below(SENDS_PER_TXN_MAX) as usize;
+        let sends: Vec<(usize, i64)> = (0..count)
+            .map(|_| (self.rng.below(KEYS as u64) as usize, self.fresh_value()))
+            .collect();
+        let mops = sends
+            .iter()
+            .map(|&(key, value)| Mop::send(Self::key_name(key), value))
+            .collect();
+        self.push(OpType::Invoke, process, F::Txn, OpValue::Mops(mops));
+        self.clients[client].1 = InFlight::Txn { sends };
+    }
+
+    /// Appends a transaction's records at commit (visible, contiguous per key) or
+    /// abort (invisible), then one marker per key touched.
+    fn append_txn(&mut self, sends: &[(usize, i64)], commits: bool) -> Vec<u64> {
+        let mut offsets = Vec::with_capacity(sends.len());
+        for &(key, value) in sends {
+            let offset = self.next_offset[key];
+            self.next_offset[key] += 1;
+            if commits {
+                self.logs[key].push((offset, value));
+            }
+            offsets.push(offset);
+        }
+        let mut touched: Vec<usize> = sends.iter().map(|&(key, _)| key).collect();
+        touched.sort_unstable();
+        touched.dedup();
+        for key in touched {
+            self.next_offset[key] += 1;
+        }
+        offsets
+    }
+
+    fn complete_txn(&mut self, client: usize, process: u64, sends: &[(usize, i64)]) {
+        let roll = self.rng.below(100);
+        let commits = roll < 90 || (96..98).contains(&roll);
+        let offsets = self.append_txn(sends, commits);
+        let typ = match roll {
+            0..=89 => OpType::Ok,
+            90..=95 => OpType::Fail,
+            _ => {
+                self.renew(client);
+                OpType::Info
+            }
+        };
+        let mops = sends
+            .iter()
+            .zip(offsets)
+            .map(|(&(key, value), offset)| match typ {
+                OpType::Ok => Mop::send_at(Self::key_name(key), offset, value),
+                _ => Mop::send(Self::key_name(key), value),
+            })
+            .collect();
+        self.push(typ, process, F::Txn, OpValue::Mops(mops));
+        self.clients[client].1 = InFlight::Idle;
+    }
+
+    /// Each consumer commits for a group of its own (they all read every partition).
+    fn group_of(client: usize) -> String {
+        format!("bench-{}", client - PRODUCERS)
+    }
+
+    /// A consumer commits, for each key it read, the offset after its last record.
+    fn invoke_commit(&mut self, client: usize, process: u64) {
+        let consumer = client - PRODUCERS;
+        let offsets: Vec<(String, u64)> = (0..KEYS)
+            .filter(|&key| self.positions[consumer][key] > 0)
+            .map(|key| {
+                let (offset, _) = self.logs[key][self.positions[consumer][key] - 1];
+                (Self::key_name(key), offset + 1)
+            })
+            .collect();
+        let value = OpValue::Commit {
+            group: Self::group_of(client),
+            offsets: offsets.clone(),
+        };
+        self.push(OpType::Invoke, process, F::Commit, value);
+        self.clients[client].1 = InFlight::Commit { offsets };
+    }
+
+    /// Consume-transform-produce: poll input records from the committed position and
+    /// send one output for each.
+    fn invoke_process(&mut self, client: usize, process: u64) {
+        let start = self.eos_position;
+        let end = (start + 1 + self.rng.below(4) as usize).min(self.logs[INPUT].len());
+        let outputs: Vec<i64> = (start..end).map(|_| self.fresh_value()).collect();
+        let mut mops = vec![Mop::poll()];
+        mops.extend(
+            outputs
+                .iter()
+                .map(|&value| Mop::send(Self::key_name(OUTPUT), value)),
+        );
+        self.push(OpType::Invoke, process, F::Txn, OpValue::Mops(mops));
+        self.clients[client].1 = InFlight::Process {
+            start,
+            end,
+            outputs,
+        };
+    }
+
+    fn complete_process(
+        &mut self,
+        client: usize,
+        process: u64,
+        input: std::ops::Range<usize>,
+        outputs: &[i64],
+    ) {
+        let commits = self.rng.below(16) != 0;
+        let sends: Vec<(usize, i64)> = outputs.iter().map(|&value| (OUTPUT, value)).collect();
+        let offsets = self.append_txn(&sends, commits);
+        let records: Vec<(u64, Value)> = self.logs[INPUT][input.clone()]
+            .iter()
+            .map(|&(offset, value)| (offset, Value::Int(value)))
+            .collect();
+        let next = records
+            .last()
+            .map(|&(offset, _)| offset + 1)
+            .unwrap_or_else(|| {
+                // Nothing to read: commit where the input's committed position is.
+                input
+                    .start
+                    .checked_sub(1)
+                    .map(|last| self.logs[INPUT][last].0 + 1)
+                    .unwrap_or(0)
+            });
+        let mut mops = vec![Mop::polled(vec![(Self::key_name(INPUT), records)])];
+        mops.extend(sends.iter().zip(offsets).map(|(&(key, value), offset)| {
+            if commits {
+                Mop::send_at(Self::key_name(key), offset, value)
+            } else {
+                Mop::send(Self::key_name(key), value)
+            }
+        }));
+        if commits {
+            self.eos_position = input.end;
+        }
+        let typ = if commits { OpType::Ok } else { OpType::Fail };
+        let op = self.push(typ, process, F::Txn, OpValue::Mops(mops));
+        op.offsets = Some(vec![(Self::key_name(INPUT), next)]);
+        op.group = Some("bench-eos".into());
+        self.clients[client].1 = InFlight::Idle;
     }
 
     fn append(&mut self, key: usize, value: i64) -> u64 {
@@ -135,8 +345,7 @@ impl Workload {
             if roll < 96 {
                 self.append(key, value);
             }
-            self.clients[client].0 = self.next_process;
-            self.next_process += 1;
+            self.renew(client);
             (OpType::Info, Mop::send(name, value))
         } else {
             (OpType::Fail, Mop::send(name, value))
@@ -176,11 +385,24 @@ impl Workload {
             match in_flight {
                 InFlight::Idle => {}
                 InFlight::Send { key, value } => self.complete_send(client, process, key, value),
+                InFlight::Txn { sends } => self.complete_txn(client, process, &sends),
                 InFlight::Poll => self.complete_poll(client, process),
+                InFlight::Commit { offsets } => {
+                    let value = OpValue::Commit {
+                        group: Self::group_of(client),
+                        offsets,
+                    };
+                    self.push(OpType::Ok, process, F::Commit, value);
+                }
+                InFlight::Process {
+                    start,
+                    end,
+                    outputs,
+                } => self.complete_process(client, process, start..end, &outputs),
             }
         }
         let process = self.next_process;
-        let keys: Vec<String> = (0..KEYS).map(Self::key_name).collect();
+        let keys: Vec<String> = (0..=KEYS).map(Self::key_name).collect();
         self.push(
             OpType::Invoke,
             process,
@@ -188,7 +410,7 @@ impl Workload {
             OpValue::Keys(keys.clone()),
         );
         self.push(OpType::Ok, process, F::Assign, OpValue::Keys(keys));
-        for key in 0..KEYS {
+        for key in 0..=KEYS {
             for chunk in self.logs[key].clone().chunks(1_000) {
                 let records = chunk
                     .iter()
@@ -239,9 +461,15 @@ fn per_second(count: usize, seconds: f64) -> f64 {
 }
 
 fn main() {
-    let check_only = std::env::args().any(|argument| argument == "--check-only");
-    let targets: Vec<usize> = std::env::args()
-        .skip(1)
+    let arguments: Vec<String> = std::env::args().skip(1).collect();
+    let check_only = arguments.iter().any(|argument| argument == "--check-only");
+    let save = arguments
+        .iter()
+        .position(|argument| argument == "--save")
+        .and_then(|position| arguments.get(position + 1))
+        .cloned();
+    let targets: Vec<usize> = arguments
+        .iter()
         .filter_map(|argument| argument.parse().ok())
         .collect();
     let targets = if targets.is_empty() {
@@ -252,6 +480,13 @@ fn main() {
     let epoch = Instant::now();
     for target in targets {
         let ops = generate(target);
+        if let Some(path) = &save {
+            let written = std::fs::File::create(path)
+                .and_then(|file| write_history(std::io::BufWriter::new(file), &ops));
+            if let Err(error) = written {
+                eprintln!("bench: cannot write {path}: {error}");
+            }
+        }
         let records: usize = ops
             .iter()
             .flat_map(|op| op.mops())

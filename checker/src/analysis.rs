@@ -13,8 +13,14 @@
 //! - the version order of a key comes from the offsets of every poll record (in `ok`,
 //!   `info` and `fail` operations alike: the log said so) and of every send that
 //!   happened;
-//! - only `ok` polls count as reads by a consumer.
+//! - only `ok` polls count as reads by a consumer;
+//! - an `ok` or `info` assign or subscribe resets a consumer's per-key tracking for
+//!   the keys it drops (a seek to the beginning resets every key).
+//!
+//! Transactions and consumer groups add their own facts (`groups`): the transactions
+//! with their reads and committed input offsets, commits, assignments and crashes.
 
+mod groups;
 mod version_order;
 
 use std::ops::Range;
@@ -22,6 +28,9 @@ use std::ops::Range;
 use crate::fxhash::{FxHashMap, FxHashSet};
 use crate::history::{Mop, Op, OpType, OpValue, Value, F};
 
+pub(crate) use groups::{
+    Commit, GroupEvent, GroupId, Groups, Membership, PrecommittedRead, TxnFacts, GROUP_UNNAMED,
+};
 pub(crate) use version_order::{VersionOrder, Witness};
 
 /// Dense id of a key (an interned partition name).
@@ -42,7 +51,9 @@ pub(crate) enum Outcome {
 /// Everything known about one key (partition).
 pub(crate) struct KeyFacts {
     pub name: String,
-    value_ids: FxHashMap<Value, ValueId>,
+    /// Value -> id, split by kind: integers (most histories) in a compact table.
+    int_ids: FxHashMap<i64, ValueId>,
+    text_ids: FxHashMap<String, ValueId>,
     pub values: Vec<ValueFacts>,
     /// Every (offset, value, op) seen, until the version order is built from them.
     observations: Vec<Witness>,
@@ -67,7 +78,7 @@ impl KeyFacts {
     pub fn read_bound(&self) -> Option<ReadBound> {
         let mut bound: Option<ReadBound> = None;
         for (id, facts) in self.values.iter().enumerate() {
-            let (Some(op), Some(position)) = (facts.first_ok_read, facts.first_position) else {
+            let (Some(op), Some(position)) = (facts.first_ok_read(), facts.first_position()) else {
                 continue;
             };
             if bound.is_none_or(|best| best.position < position) {
@@ -94,32 +105,110 @@ impl KeyFacts {
         let Some(facts) = self.values.get_mut(value as usize) else {
             return;
         };
-        if let Some(slot) = facts.first_witness {
-            if let Some(witness) = self.observations.get_mut(slot) {
+        if let Some(slot) = present(facts.first_witness) {
+            if let Some(witness) = self.observations.get_mut(slot as usize) {
                 if witness.offset == offset {
                     witness.op = witness.op.min(op);
                     return;
                 }
             }
         } else {
-            facts.first_witness = Some(self.observations.len());
+            facts.first_witness = compact(self.observations.len());
         }
         self.observations.push(Witness { offset, value, op });
     }
 }
 
-/// Everything known about one value of one key.
+/// Everything known about one value of one key. There is one per distinct value of
+/// the history, so it is kept to 64 bytes: absent indices are `u32::MAX` (`u64::MAX`
+/// for an op), read through the `Option`-returning accessors.
 pub(crate) struct ValueFacts {
     pub value: Value,
+    first_ok_read: u64,
+    happened_send: u32,
+    failed_send: u32,
+    first_position: u32,
+    last_position: u32,
+    first_witness: u32,
+}
+
+const ABSENT: u32 = u32::MAX;
+
+fn present(index: u32) -> Option<u32> {
+    (index != ABSENT).then_some(index)
+}
+
+/// Stores `index` if it fits (histories have fewer than 2^32 - 1 sends, values and
+/// positions per key; beyond that the fact is dropped rather than wrapped).
+fn compact(index: usize) -> u32 {
+    u32::try_from(index).unwrap_or(ABSENT)
+}
+
+impl ValueFacts {
+    pub fn new(value: Value) -> Self {
+        ValueFacts {
+            value,
+            first_ok_read: u64::MAX,
+            happened_send: ABSENT,
+            failed_send: ABSENT,
+            first_position: ABSENT,
+            last_position: ABSENT,
+            first_witness: ABSENT,
+        }
+    }
+
     /// The first `ok` read that returned this value.
-    pub first_ok_read: Option<u64>,
+    pub fn first_ok_read(&self) -> Option<u64> {
+        (self.first_ok_read != u64::MAX).then_some(self.first_ok_read)
+    }
+
     /// The first send of this value whose operation happened (index into `sends`).
-    pub happened_send: Option<usize>,
-    /// Dense positions of the lowest and highest offsets this value was observed at.
-    pub first_position: Option<u32>,
-    pub last_position: Option<u32>,
-    /// Index into the key's observations of this value's first one (first pass only).
-    first_witness: Option<usize>,
+    pub fn happened_send(&self) -> Option<usize> {
+        present(self.happened_send).map(|send| send as usize)
+    }
+
+    /// The first send of this value whose operation completed `fail` (index into
+    /// `sends`): it definitely did not happen.
+    pub fn failed_send(&self) -> Option<usize> {
+        present(self.failed_send).map(|send| send as usize)
+    }
+
+    /// Dense position of the lowest offset this value was observed at.
+    pub fn first_position(&self) -> Option<u32> {
+        present(self.first_position)
+    }
+
+    /// Dense position of the highest offset this value was observed at.
+    pub fn last_position(&self) -> Option<u32> {
+        present(self.last_position)
+    }
+
+    /// Records an `ok` read (the first one wins).
+    fn read_by(&mut self, op: u64) {
+        if self.first_ok_read == u64::MAX {
+            self.first_ok_read = op;
+        }
+    }
+
+    fn sent_failed(&mut self, send: usize) {
+        if self.failed_send == ABSENT {
+            self.failed_send = compact(send);
+        }
+    }
+
+    fn sent_happened(&mut self, send: usize) {
+        if self.happened_send == ABSENT {
+            self.happened_send = compact(send);
+        }
+    }
+
+    /// Records that the value was observed at dense `position` (in ascending order).
+    pub(crate) fn observed_at(&mut self, position: u32) {
+        if self.first_position == ABSENT {
+            self.first_position = position;
+        }
+        self.last_position = position;
+    }
 }
 
 /// The highest acknowledged send of a key at some moment, for real-time order.
@@ -153,6 +242,8 @@ pub(crate) struct SendOpFacts {
     /// Its sends, in order (range into `sends`).
     pub sends: Range<usize>,
     pub happened: bool,
+    /// The operation is a `txn` (its sends commit or abort together).
+    pub is_txn: bool,
 }
 
 impl SendOpFacts {
@@ -170,11 +261,24 @@ pub(crate) struct ReadRecord {
     pub value: ValueId,
 }
 
+/// Which keys keep their tracking across a [`ConsumerEvent::Reset`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Keep {
+    /// None: a seek to the beginning.
+    Nothing,
+    /// The keys of the new assignment (range into `reset_keys`, sorted).
+    Keys(Range<usize>),
+    /// The keys of these topics (range into `reset_topics`): a subscription. A key
+    /// belongs to a topic when it is the topic's name or `<topic>-<partition number>`
+    /// (the simulator's naming, `history.md`).
+    Topics(Range<usize>),
+}
+
 /// What the consumer sweep replays, in history order.
 pub(crate) enum ConsumerEvent {
-    /// The process's assignment or position was reset (assign, seek to beginning):
-    /// its next read of any key starts a fresh sequence.
-    Reset { process: u64 },
+    /// The process's assignment or position changed (assign, subscribe, seek to the
+    /// beginning): its next read of a key it does not keep starts a fresh sequence.
+    Reset { process: u64, keep: Keep },
     /// An `ok` operation's poll records (range into `read_records`) and the keys its
     /// `rebalance_log` exempts (range into `exempt_keys`).
     Read {
@@ -182,7 +286,40 @@ pub(crate) enum ConsumerEvent {
         process: u64,
         records: Range<usize>,
         exempt: Range<usize>,
+        /// The same operation's sends (index into `send_ops`), for a `txn` that both
+        /// read and wrote.
+        writer: Option<usize>,
     },
+}
+
+impl Keep {
+    /// True when tracking of `key` (named `name`) survives the reset.
+    pub fn keeps(&self, analysis: &Analysis, key: KeyId, name: &str) -> bool {
+        match self {
+            Keep::Nothing => false,
+            Keep::Keys(range) => analysis
+                .reset_keys
+                .get(range.clone())
+                .is_some_and(|keys| keys.binary_search(&key).is_ok()),
+            Keep::Topics(range) => analysis
+                .reset_topics
+                .get(range.clone())
+                .unwrap_or(&[])
+                .iter()
+                .any(|topic| key_of_topic(name, topic)),
+        }
+    }
+}
+
+/// `orders-3` belongs to topic `orders`; so does a key named exactly `orders`.
+pub(crate) fn key_of_topic(key: &str, topic: &str) -> bool {
+    match key.strip_prefix(topic) {
+        Some("") => true,
+        Some(rest) => rest
+            .strip_prefix('-')
+            .is_some_and(|number| !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit())),
+        None => false,
+    }
 }
 
 /// The facts of one history; see the module documentation.
@@ -193,59 +330,86 @@ pub(crate) struct Analysis {
     pub consumer_events: Vec<ConsumerEvent>,
     pub read_records: Vec<ReadRecord>,
     pub exempt_keys: Vec<KeyId>,
-    /// Processes that ever subscribed: group consumers, whose position may legally
-    /// jump across a rebalance.
+    pub reset_keys: Vec<KeyId>,
+    pub reset_topics: Vec<String>,
+    /// Processes that ever subscribed, or were assigned partitions by a group
+    /// rebalance (an assign naming a group): group consumers, whose position may
+    /// legally jump across a rebalance.
     pub group_consumers: FxHashSet<u64>,
+    /// Every completed `txn`, in history order.
+    pub txns: Vec<TxnFacts>,
+    /// Every poll record of a completed `txn`, whatever its outcome.
+    pub txn_reads: Vec<ReadRecord>,
+    /// `ok` transactions reading their own earlier sends.
+    pub precommitted: Vec<PrecommittedRead>,
+    pub groups: Groups,
 }
 
 /// An invoke waiting for its completion.
 struct PendingInvoke {
-    /// Position of the invoke in the ops slice.
+    /// Position of the invoke in the history.
     position: usize,
+    /// The invoke itself, when the builder is fed owned ops (a streamed history) and
+    /// it sends something: if it never completes, its sends are recorded from it.
+    op: Option<Op>,
     /// Its history index.
     index: u64,
-    /// For each key the invoke sends to: the highest acknowledged send at invoke time.
-    acked_at_invoke: Vec<(KeyId, Option<Acked>)>,
+    /// For each key the invoke sends to, the highest acknowledged send at invoke time:
+    /// a range of `Builder::acked_at_invokes`, sorted by key.
+    acked_at_invoke: Range<usize>,
     /// The invoke asked to seek to the beginning (a writer may mark only the invoke).
     seek_to_beginning: bool,
+    /// The invoke's `group` and `generation`, for a completion that leaves them out.
+    group: Option<String>,
+    generation: Option<i64>,
 }
 
 impl Analysis {
     /// Gathers the facts of `ops`. Never panics, whatever the ops: a completion without
     /// an invoke simply has no invoke time.
     pub fn build(ops: &[Op]) -> Analysis {
-        let sizes = Sizes::count(ops);
-        let mut builder = Builder {
-            analysis: Analysis {
-                keys: Vec::new(),
-                sends: Vec::with_capacity(sizes.sends),
-                send_ops: Vec::with_capacity(sizes.send_ops),
-                consumer_events: Vec::with_capacity(sizes.consumer_events),
-                read_records: Vec::with_capacity(sizes.read_records),
-                exempt_keys: Vec::new(),
-                group_consumers: FxHashSet::default(),
-            },
-            key_ids: FxHashMap::default(),
-            pending: FxHashMap::default(),
-            max_acked: Vec::new(),
-        };
+        let mut builder = Builder::new();
         for (position, op) in ops.iter().enumerate() {
             builder.record(op, position);
         }
-        builder.finish_pending(ops);
-        let mut analysis = builder.analysis;
-        analysis.decide_happened();
-        for key in &mut analysis.keys {
-            key.value_at_offset = Vec::new();
-            let observations = std::mem::take(&mut key.observations);
-            key.order = VersionOrder::build(observations, &mut key.values);
-        }
-        analysis
+        builder.finish(ops)
     }
 
     /// The facts of one value.
     pub fn value(&self, key: KeyId, value: ValueId) -> &ValueFacts {
         &self.keys[key as usize].values[value as usize]
+    }
+
+    /// The dense position of a read record: its value's first position, or (for a
+    /// value seen at several offsets) the position of the record's own offset.
+    pub fn record_position(&self, record: &ReadRecord) -> Option<u32> {
+        let key = self.keys.get(record.key as usize)?;
+        let first = key.values.get(record.value as usize)?.first_position()?;
+        if key.order.offsets.get(first as usize) == Some(&record.offset) {
+            Some(first)
+        } else {
+            key.order.position(record.offset)
+        }
+    }
+
+    /// True when the transaction committed: it completed `ok`, or its outcome is
+    /// unknown and an `ok` read saw one of its values (Jepsen's rule for `info`).
+    pub fn txn_committed(&self, txn: &TxnFacts) -> bool {
+        match txn.outcome {
+            Outcome::Ok => true,
+            Outcome::Fail => false,
+            Outcome::Info | Outcome::Pending => txn
+                .send_op
+                .and_then(|send_op| self.send_ops.get(send_op))
+                .is_some_and(|send_op| send_op.happened),
+        }
+    }
+
+    /// True when a value is a committed record of its key: written by an operation
+    /// that happened, or returned by an `ok` read and not written by a failed one.
+    pub fn is_committed_record(&self, facts: &ValueFacts) -> bool {
+        facts.happened_send().is_some()
+            || (facts.first_ok_read().is_some() && facts.failed_send().is_none())
     }
 
     /// Marks which sends happened (see the module documentation) and adds the offsets
@@ -258,7 +422,7 @@ impl Analysis {
                 Outcome::Info | Outcome::Pending => {
                     self.sends[send_op.sends.clone()].iter().any(|send| {
                         self.keys[send.key as usize].values[send.value as usize]
-                            .first_ok_read
+                            .first_ok_read()
                             .is_some()
                     })
                 }
@@ -267,13 +431,19 @@ impl Analysis {
                 continue;
             }
             let op = send_op.op();
+            // A plain send operation's records succeed or fail independently (Kafka
+            // does not make them atomic): an unknown-outcome one counts as happened
+            // record by record, only where that very value was read. A txn's records
+            // commit together, so one read value proves them all.
+            let per_record = send_op.outcome != Outcome::Ok && !send_op.is_txn;
             for send_index in send_op.sends.clone() {
                 let send = &self.sends[send_index];
                 let key = &mut self.keys[send.key as usize];
                 let value = &mut key.values[send.value as usize];
-                if value.happened_send.is_none() {
-                    value.happened_send = Some(send_index);
+                if per_record && value.first_ok_read().is_none() {
+                    continue;
                 }
+                value.sent_happened(send_index);
                 if let Some(offset) = send.offset {
                     key.observe(offset, send.value, op);
                 }
@@ -288,58 +458,79 @@ fn acked_at(acked_at_invoke: &[(KeyId, Option<Acked>)], key: KeyId) -> Option<Ac
     found.ok().and_then(|position| acked_at_invoke[position].1)
 }
 
-/// Exact sizes of the big vectors, counted up front: growing them by doubling costs
-/// more (copies and fresh pages) than this extra pass over the lengths.
-struct Sizes {
-    sends: usize,
-    send_ops: usize,
-    consumer_events: usize,
-    read_records: usize,
-}
-
-impl Sizes {
-    fn count(ops: &[Op]) -> Sizes {
-        let mut sizes = Sizes {
-            sends: 0,
-            send_ops: 0,
-            consumer_events: 0,
-            read_records: 0,
-        };
-        for op in ops.iter().filter(|op| op.typ != OpType::Invoke) {
-            let mut sends = 0;
-            let mut records = 0;
-            for mop in op.mops() {
-                match mop {
-                    Mop::Send { .. } => sends += 1,
-                    Mop::Poll { reads: Some(reads) } => {
-                        records += reads.iter().map(|(_, read)| read.len()).sum::<usize>();
-                    }
-                    Mop::Poll { reads: None } => {}
-                }
-            }
-            sizes.sends += sends;
-            sizes.send_ops += usize::from(sends > 0);
-            if op.typ == OpType::Ok {
-                sizes.read_records += records;
-                sizes.consumer_events += usize::from(records > 0);
-            }
-            sizes.consumer_events +=
-                usize::from(matches!(op.f, F::Assign | F::Subscribe) || op.seek_to_beginning);
-        }
-        sizes
-    }
-}
-
-/// The mutable state of the first pass.
-struct Builder {
+/// The mutable state of the first pass. Feed it every op in history order
+/// ([`Builder::record`], or [`Builder::record_owned`] for a streamed history that is not
+/// kept), then [`Builder::finish`].
+pub(crate) struct Builder {
     analysis: Analysis,
     key_ids: FxHashMap<String, KeyId>,
     pending: FxHashMap<u64, PendingInvoke>,
     /// Per key: the highest offset acknowledged so far (history order).
     max_acked: Vec<Option<Acked>>,
+    /// Every invoke's `acked_at_invoke` entries, back to back (one allocation for all).
+    acked_at_invokes: Vec<(KeyId, Option<Acked>)>,
+    group_ids: FxHashMap<String, GroupId>,
+    /// Per process: the group of its latest assign or subscribe that named one.
+    process_group: FxHashMap<u64, GroupId>,
 }
 
 impl Builder {
+    pub fn new() -> Builder {
+        Builder {
+            analysis: Analysis {
+                keys: Vec::new(),
+                // Grown as needed: large vectors grow by remapping pages (no copy),
+                // which costs less than a counting pass over every op.
+                sends: Vec::new(),
+                send_ops: Vec::new(),
+                consumer_events: Vec::new(),
+                read_records: Vec::new(),
+                exempt_keys: Vec::new(),
+                reset_keys: Vec::new(),
+                reset_topics: Vec::new(),
+                group_consumers: FxHashSet::default(),
+                txns: Vec::new(),
+                txn_reads: Vec::new(),
+                precommitted: Vec::new(),
+                groups: Groups::default(),
+            },
+            key_ids: FxHashMap::default(),
+            group_ids: FxHashMap::default(),
+            process_group: FxHashMap::default(),
+            pending: FxHashMap::default(),
+            max_acked: Vec::new(),
+            acked_at_invokes: Vec::new(),
+        }
+    }
+
+    /// Records `op`, the event at `position`, and keeps it if it is an invoke that
+    /// sends: the builder of a streamed history has nowhere else to find it.
+    pub fn record_owned(&mut self, op: Op, position: usize) {
+        self.record(&op, position);
+        let sends = op.mops().iter().any(|mop| matches!(mop, Mop::Send { .. }));
+        if op.typ == OpType::Invoke && sends {
+            if let Some(pending) = self.pending.get_mut(&op.process) {
+                if pending.position == position {
+                    pending.op = Some(op);
+                }
+            }
+        }
+    }
+
+    /// Completes the facts: operations still pending (their invokes found in `ops`
+    /// when they were not kept), which sends happened, and each key's version order.
+    pub fn finish(mut self, ops: &[Op]) -> Analysis {
+        self.finish_pending(ops);
+        let mut analysis = self.analysis;
+        analysis.decide_happened();
+        for key in &mut analysis.keys {
+            key.value_at_offset = Vec::new();
+            let observations = std::mem::take(&mut key.observations);
+            key.order = VersionOrder::build(observations, &mut key.values);
+        }
+        analysis
+    }
+
     fn key_id(&mut self, name: &str) -> KeyId {
         if let Some(&id) = self.key_ids.get(name) {
             return id;
@@ -348,7 +539,8 @@ impl Builder {
         self.key_ids.insert(name.to_owned(), id);
         self.analysis.keys.push(KeyFacts {
             name: name.to_owned(),
-            value_ids: FxHashMap::default(),
+            int_ids: FxHashMap::default(),
+            text_ids: FxHashMap::default(),
             values: Vec::new(),
             observations: Vec::new(),
             value_at_offset: Vec::new(),
@@ -391,79 +583,308 @@ impl Builder {
 
     fn value_id(&mut self, key: KeyId, value: &Value) -> ValueId {
         let facts = &mut self.analysis.keys[key as usize];
-        if let Some(&id) = facts.value_ids.get(value) {
-            return id;
+        let next = facts.values.len() as ValueId;
+        let id = match value {
+            Value::Int(number) => *facts.int_ids.entry(*number).or_insert(next),
+            Value::Str(text) => match facts.text_ids.get(text.as_str()) {
+                Some(&id) => id,
+                None => {
+                    facts.text_ids.insert(text.clone(), next);
+                    next
+                }
+            },
+        };
+        if id == next {
+            facts.values.push(ValueFacts::new(value.clone()));
         }
-        let id = facts.values.len() as ValueId;
-        facts.value_ids.insert(value.clone(), id);
-        facts.values.push(ValueFacts {
-            value: value.clone(),
-            first_ok_read: None,
-            happened_send: None,
-            first_position: None,
-            last_position: None,
-            first_witness: None,
-        });
         id
     }
 
-    fn record(&mut self, op: &Op, position: usize) {
-        if op.f == F::Subscribe {
+    fn group_id(&mut self, name: &str) -> GroupId {
+        if let Some(&id) = self.group_ids.get(name) {
+            return id;
+        }
+        let id = self.analysis.groups.names.len() as GroupId;
+        self.group_ids.insert(name.to_owned(), id);
+        self.analysis.groups.names.push(name.to_owned());
+        id
+    }
+
+    /// Records `op`, the event at `position` of the history.
+    pub fn record(&mut self, op: &Op, position: usize) {
+        if op.f == F::Subscribe || (op.f == F::Assign && op.group.is_some()) {
             self.analysis.group_consumers.insert(op.process);
         }
         if op.typ == OpType::Invoke {
+            if op.f == F::Crash {
+                self.analysis.groups.events.push(GroupEvent::Gone {
+                    op: op.index,
+                    process: op.process,
+                });
+            }
             self.record_invoke(op, position);
             return;
         }
         let invoke = self.pending.remove(&op.process);
+        let invoke_index = invoke.as_ref().map(|invoke| invoke.index);
         let seek = op.seek_to_beginning
             || invoke
                 .as_ref()
                 .is_some_and(|invoke| invoke.seek_to_beginning);
-        if seek
-            || (matches!(op.f, F::Assign | F::Subscribe)
-                && matches!(op.typ, OpType::Ok | OpType::Info))
-        {
-            self.analysis.consumer_events.push(ConsumerEvent::Reset {
+        let group = op
+            .group
+            .clone()
+            .or_else(|| invoke.as_ref().and_then(|invoke| invoke.group.clone()));
+        let generation = op
+            .generation
+            .or_else(|| invoke.as_ref().and_then(|invoke| invoke.generation));
+        self.record_reset(op, seek);
+        if let OpValue::Mops(mops) = &op.value {
+            let send_op = self.record_sends(op, mops, invoke);
+            self.record_polls(op, mops, send_op);
+            if op.f == F::Txn {
+                self.record_txn(op, mops, invoke_index, send_op, group.as_deref());
+            }
+        }
+        match op.f {
+            F::Assign | F::Subscribe if matches!(op.typ, OpType::Ok | OpType::Info) => {
+                self.record_membership(op, group.as_deref(), generation, seek);
+            }
+            F::Commit => self.record_commit(op, invoke_index, generation),
+            _ => {}
+        }
+        if op.typ == OpType::Info || op.f == F::Crash {
+            self.analysis.groups.events.push(GroupEvent::Gone {
+                op: op.index,
                 process: op.process,
             });
         }
-        if let OpValue::Mops(mops) = &op.value {
-            self.record_sends(op, mops, invoke);
-            self.record_polls(op, mops);
+    }
+
+    /// An `ok`/`info` assign or subscribe, or a seek, resets the consumer's tracking of
+    /// the keys it does not keep (see [`Keep`]).
+    fn record_reset(&mut self, op: &Op, seek: bool) {
+        let membership =
+            matches!(op.f, F::Assign | F::Subscribe) && matches!(op.typ, OpType::Ok | OpType::Info);
+        if !seek && !membership {
+            return;
+        }
+        let keep = match (&op.value, op.f) {
+            _ if seek => Keep::Nothing,
+            (OpValue::Keys(keys), F::Assign) => {
+                let start = self.analysis.reset_keys.len();
+                for name in keys {
+                    let key = self.key_id(name);
+                    self.analysis.reset_keys.push(key);
+                }
+                let end = self.analysis.reset_keys.len();
+                self.analysis.reset_keys[start..end].sort_unstable();
+                Keep::Keys(start..end)
+            }
+            (OpValue::Keys(topics), F::Subscribe) => {
+                let start = self.analysis.reset_topics.len();
+                self.analysis.reset_topics.extend(topics.iter().cloned());
+                Keep::Topics(start..self.analysis.reset_topics.len())
+            }
+            _ => Keep::Nothing,
+        };
+        self.analysis.consumer_events.push(ConsumerEvent::Reset {
+            process: op.process,
+            keep,
+        });
+    }
+
+    fn record_membership(
+        &mut self,
+        op: &Op,
+        group: Option<&str>,
+        generation: Option<i64>,
+        seek_to_beginning: bool,
+    ) {
+        let group = group.map(|name| self.group_id(name));
+        if let Some(group) = group {
+            self.process_group.insert(op.process, group);
+        }
+        let mut keys = Vec::new();
+        if let (F::Assign, OpValue::Keys(names)) = (op.f, &op.value) {
+            keys = names.iter().map(|name| self.key_id(name)).collect();
+            keys.sort_unstable();
+            keys.dedup();
+        }
+        self.analysis
+            .groups
+            .events
+            .push(GroupEvent::Membership(Membership {
+                op: op.index,
+                process: op.process,
+                outcome: outcome_of(op.typ),
+                subscribe: op.f == F::Subscribe,
+                group,
+                generation,
+                member: op.member.clone(),
+                keys,
+                seek_to_beginning,
+            }));
+    }
+
+    fn record_commit(&mut self, op: &Op, invoke: Option<u64>, generation: Option<i64>) {
+        let OpValue::Commit { group, offsets } = &op.value else {
+            return;
+        };
+        let group = self.group_id(group);
+        let offsets = offsets
+            .iter()
+            .map(|(name, offset)| (self.key_id(name), *offset))
+            .collect();
+        self.analysis.groups.events.push(GroupEvent::Commit(Commit {
+            op: op.index,
+            invoke,
+            process: op.process,
+            outcome: outcome_of(op.typ),
+            group,
+            offsets,
+            generation,
+            txn: None,
+        }));
+    }
+
+    /// A `txn` completion: its reads (whatever the outcome), its committed input
+    /// offsets, and its reads of its own earlier sends.
+    fn record_txn(
+        &mut self,
+        op: &Op,
+        mops: &[Mop],
+        invoke: Option<u64>,
+        send_op: Option<usize>,
+        group: Option<&str>,
+    ) {
+        let group = match group {
+            Some(name) => self.group_id(name),
+            None => match self.process_group.get(&op.process) {
+                Some(&group) => group,
+                None => self.group_id(GROUP_UNNAMED),
+            },
+        };
+        let reads_start = self.analysis.txn_reads.len();
+        for mop in mops {
+            let Mop::Poll { reads: Some(reads) } = mop else {
+                continue;
+            };
+            for (name, records) in reads {
+                let key = self.key_id(name);
+                for (offset, value) in records {
+                    let value = self.value_id_at(key, *offset, value);
+                    self.analysis.txn_reads.push(ReadRecord {
+                        key,
+                        offset: *offset,
+                        value,
+                    });
+                }
+            }
+        }
+        let offsets: Vec<(KeyId, u64)> = op
+            .offsets
+            .iter()
+            .flatten()
+            .map(|(name, offset)| (self.key_id(name), *offset))
+            .collect();
+        let txn = self.analysis.txns.len();
+        if !offsets.is_empty() {
+            self.analysis.groups.events.push(GroupEvent::Commit(Commit {
+                op: op.index,
+                invoke,
+                process: op.process,
+                outcome: outcome_of(op.typ),
+                group,
+                offsets: offsets.clone(),
+                generation: op.generation,
+                txn: Some(txn),
+            }));
+        }
+        self.analysis.txns.push(TxnFacts {
+            process: op.process,
+            invoke,
+            completion: op.index,
+            outcome: outcome_of(op.typ),
+            send_op,
+            reads: reads_start..self.analysis.txn_reads.len(),
+            offsets,
+            group,
+        });
+        if op.typ == OpType::Ok {
+            self.record_precommitted(op, mops, invoke);
+        }
+    }
+
+    /// Polls of an `ok` transaction that returned a value it had sent earlier.
+    fn record_precommitted(&mut self, op: &Op, mops: &[Mop], invoke: Option<u64>) {
+        let mut sent: FxHashSet<(&str, &Value)> = FxHashSet::default();
+        for mop in mops {
+            match mop {
+                Mop::Send { key, value, .. } => {
+                    sent.insert((key.as_str(), value));
+                }
+                Mop::Poll { reads: Some(reads) } if !sent.is_empty() => {
+                    for (name, records) in reads {
+                        for (offset, value) in records {
+                            if !sent.contains(&(name.as_str(), value)) {
+                                continue;
+                            }
+                            let key = self.key_id(name);
+                            let value = self.value_id(key, value);
+                            self.analysis.precommitted.push(PrecommittedRead {
+                                op: op.index,
+                                invoke,
+                                key,
+                                offset: *offset,
+                                value,
+                            });
+                        }
+                    }
+                }
+                Mop::Poll { .. } => {}
+            }
         }
     }
 
     /// Remembers the invoke, with the highest acknowledged offset of every key it sends
     /// to: that is what real-time order compares the send's own offset against.
     fn record_invoke(&mut self, op: &Op, position: usize) {
-        let mut acked_at_invoke = Vec::new();
+        let start = self.acked_at_invokes.len();
         for mop in op.mops() {
             if let Mop::Send { key, .. } = mop {
                 let key = self.key_id(key);
-                acked_at_invoke.push((key, self.max_acked[key as usize]));
+                let acked = self.max_acked[key as usize];
+                self.acked_at_invokes.push((key, acked));
             }
         }
         // Sorted by key for binary search: an operation may send to many keys.
-        acked_at_invoke.sort_unstable_by_key(|&(key, _)| key);
-        acked_at_invoke.dedup_by_key(|(key, _)| *key);
+        let entries = &mut self.acked_at_invokes[start..];
+        entries.sort_unstable_by_key(|&(key, _)| key);
+        let acked_at_invoke = start..self.acked_at_invokes.len();
         self.pending.insert(
             op.process,
             PendingInvoke {
                 position,
+                op: None,
                 index: op.index,
                 acked_at_invoke,
                 seek_to_beginning: op.seek_to_beginning,
+                group: op.group.clone(),
+                generation: op.generation,
             },
         );
     }
 
-    fn record_sends(&mut self, op: &Op, mops: &[Mop], invoke: Option<PendingInvoke>) {
-        let outcome = match op.typ {
-            OpType::Ok => Outcome::Ok,
-            OpType::Fail => Outcome::Fail,
-            OpType::Info | OpType::Invoke => Outcome::Info,
-        };
+    /// Records the sends of a completion; returns the index of its `send_ops` entry,
+    /// if it sent anything.
+    fn record_sends(
+        &mut self,
+        op: &Op,
+        mops: &[Mop],
+        invoke: Option<PendingInvoke>,
+    ) -> Option<usize> {
+        let outcome = outcome_of(op.typ);
         let invoke_index = invoke.as_ref().map(|pending| pending.index);
         let start = self.analysis.sends.len();
         let acked_at_invoke = invoke.map(|pending| pending.acked_at_invoke);
@@ -477,8 +898,13 @@ impl Builder {
                 _ => self.value_id(key, value),
             };
             let acked_before_invoke = acked_at_invoke
-                .as_deref()
+                .clone()
+                .and_then(|range| self.acked_at_invokes.get(range))
                 .and_then(|acked| acked_at(acked, key));
+            if outcome == Outcome::Fail {
+                let facts = &mut self.analysis.keys[key as usize].values[value as usize];
+                facts.sent_failed(self.analysis.sends.len());
+            }
             self.analysis.sends.push(SendFacts {
                 key,
                 value,
@@ -500,19 +926,22 @@ impl Builder {
             }
         }
         let end = self.analysis.sends.len();
-        if end > start {
-            self.analysis.send_ops.push(SendOpFacts {
-                process: op.process,
-                invoke: invoke_index,
-                completion: Some(op.index),
-                outcome,
-                sends: start..end,
-                happened: false,
-            });
+        if end == start {
+            return None;
         }
+        self.analysis.send_ops.push(SendOpFacts {
+            process: op.process,
+            invoke: invoke_index,
+            completion: Some(op.index),
+            outcome,
+            sends: start..end,
+            happened: false,
+            is_txn: op.f == F::Txn,
+        });
+        Some(self.analysis.send_ops.len() - 1)
     }
 
-    fn record_polls(&mut self, op: &Op, mops: &[Mop]) {
+    fn record_polls(&mut self, op: &Op, mops: &[Mop], send_op: Option<usize>) {
         let is_ok = op.typ == OpType::Ok;
         let records_start = self.analysis.read_records.len();
         for mop in mops {
@@ -527,7 +956,7 @@ impl Builder {
                     facts.observe(*offset, value, op.index);
                     if is_ok {
                         let value_facts = &mut facts.values[value as usize];
-                        value_facts.first_ok_read.get_or_insert(op.index);
+                        value_facts.read_by(op.index);
                         self.analysis.read_records.push(ReadRecord {
                             key,
                             offset: *offset,
@@ -555,6 +984,7 @@ impl Builder {
             process: op.process,
             records: records_start..records_end,
             exempt: exempt_start..exempt_end,
+            writer: send_op,
         });
     }
 
@@ -563,8 +993,8 @@ impl Builder {
     fn finish_pending(&mut self, ops: &[Op]) {
         let mut pending: Vec<PendingInvoke> = self.pending.drain().map(|(_, p)| p).collect();
         pending.sort_unstable_by_key(|invoke| invoke.position);
-        for invoke in pending {
-            let Some(op) = ops.get(invoke.position) else {
+        for invoke in &pending {
+            let Some(op) = invoke.op.as_ref().or_else(|| ops.get(invoke.position)) else {
                 continue;
             };
             let start = self.analysis.sends.len();
@@ -574,7 +1004,10 @@ impl Builder {
                 };
                 let key = self.key_id(key);
                 let value = self.value_id(key, value);
-                let acked_before_invoke = acked_at(&invoke.acked_at_invoke, key);
+                let acked_before_invoke = self
+                    .acked_at_invokes
+                    .get(invoke.acked_at_invoke.clone())
+                    .and_then(|acked| acked_at(acked, key));
                 self.analysis.sends.push(SendFacts {
                     key,
                     value,
@@ -592,8 +1025,18 @@ impl Builder {
                     outcome: Outcome::Pending,
                     sends: start..end,
                     happened: false,
+                    is_txn: op.f == F::Txn,
                 });
             }
         }
+    }
+}
+
+fn outcome_of(typ: OpType) -> Outcome {
+    match typ {
+        OpType::Ok => Outcome::Ok,
+        OpType::Fail => Outcome::Fail,
+        OpType::Info => Outcome::Info,
+        OpType::Invoke => Outcome::Pending,
     }
 }

@@ -11,15 +11,18 @@
 //! Reading is strict about structure (an unreadable history must not pass as a valid
 //! one) but never panics: every problem becomes an [`InputError`] naming the line.
 
+mod fast;
 mod json;
 mod parse;
 mod write;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::io::{BufRead, Write};
+use std::io::{BufRead, Read, Write};
 
-pub use parse::parse_line;
+use crate::fxhash::FxHashMap;
+
+pub use parse::{parse_line, parse_reference};
 pub(crate) use write::push_json_string;
 
 /// A record value. Jepsen's workload writes integers; strings let a simulator tag values
@@ -295,7 +298,22 @@ struct PendingInvoke {
     index: u64,
 }
 
-/// The cross-line rules of `history.md`, checked one event at a time.
+/// The longest line [`read_history`] accepts, in bytes. A poll of a million records is
+/// about 20 MB; a longer line is a broken or hostile file, and reading it whole would
+/// let one line take any amount of memory.
+pub const MAX_LINE_BYTES: usize = 64 << 20;
+
+/// Where a value was first sent: the line of the operation's invoke (its identity:
+/// the invoke and the completion of one send name the same value), and the last line
+/// that named it (to catch one line naming it twice).
+struct SentAt {
+    first_line: usize,
+    operation_line: usize,
+    last_line: usize,
+}
+
+/// The cross-line rules of `history.md`, checked one event at a time. Memory is
+/// proportional to the processes in flight and the distinct values sent.
 #[derive(Default)]
 struct Sequence {
     previous_time: Option<u64>,
@@ -303,6 +321,10 @@ struct Sequence {
     /// Processes that completed with `info`, and the line: a client continues under a
     /// new process id after an `info`, so these never invoke again.
     retired: HashMap<u64, usize>,
+    key_ids: FxHashMap<String, usize>,
+    /// Per key (by id): every value sent to it, for "values are unique per key among
+    /// sends".
+    sent: Vec<FxHashMap<Value, SentAt>>,
 }
 
 /// Reads a whole history line by line (never the whole file at once), parsing each
@@ -311,21 +333,40 @@ struct Sequence {
 /// same `f`, no process invokes while it has an invoke pending, and none invokes after
 /// completing with `info`. Blank lines are skipped (they still count for line
 /// numbers). Invokes still pending at the end are fine: those operations are in flight,
-/// i.e. `info`.
-pub fn read_history<R: BufRead>(mut reader: R) -> Result<Vec<Op>, InputError> {
+/// i.e. `info`. Values must be unique per key among sends: a value may appear in one
+/// operation's invoke and its completion, and nowhere else. Lines longer than
+/// [`MAX_LINE_BYTES`] are rejected before they are read whole.
+pub fn read_history<R: BufRead>(reader: R) -> Result<Vec<Op>, InputError> {
     let mut ops = Vec::new();
+    read_ops(reader, |op| ops.push(op))?;
+    Ok(ops)
+}
+
+/// [`read_history`] without keeping the history: each op, once read and validated, is
+/// handed to `sink`. Returns how many ops were read.
+pub fn read_ops<R: BufRead>(mut reader: R, mut sink: impl FnMut(Op)) -> Result<usize, InputError> {
     let mut buffer = String::new();
     let mut line_no = 0usize;
+    let mut count = 0usize;
     let mut sequence = Sequence::default();
     loop {
         buffer.clear();
         line_no += 1;
-        let read = reader.read_line(&mut buffer).map_err(|error| InputError {
-            line: line_no,
-            message: read_error_message(&error),
-        })?;
+        let read = (&mut reader)
+            .take(MAX_LINE_BYTES as u64 + 1)
+            .read_line(&mut buffer)
+            .map_err(|error| InputError {
+                line: line_no,
+                message: read_error_message(&error),
+            })?;
         if read == 0 {
-            return Ok(ops);
+            return Ok(count);
+        }
+        if read > MAX_LINE_BYTES {
+            return Err(InputError {
+                line: line_no,
+                message: format!("line is longer than {MAX_LINE_BYTES} bytes"),
+            });
         }
         let line = buffer.trim_end_matches(['\n', '\r']);
         if line.trim().is_empty() {
@@ -333,12 +374,13 @@ pub fn read_history<R: BufRead>(mut reader: R) -> Result<Vec<Op>, InputError> {
         }
         let op = parse_line(line, line_no)?;
         sequence
-            .admit(&op, line_no, ops.len() as u64)
+            .admit(&op, line_no, count as u64)
             .map_err(|message| InputError {
                 line: line_no,
                 message,
             })?;
-        ops.push(op);
+        sink(op);
+        count += 1;
     }
 }
 
@@ -369,14 +411,55 @@ impl Sequence {
             }
         }
         self.previous_time = Some(op.time);
-        if op.typ == OpType::Invoke {
-            self.admit_invoke(op, line)
+        let operation_line = if op.typ == OpType::Invoke {
+            self.admit_invoke(op, line)?
         } else {
-            self.admit_completion(op, line)
-        }
+            self.admit_completion(op, line)?
+        };
+        self.admit_sends(op, line, operation_line)
     }
 
-    fn admit_invoke(&mut self, op: &Op, line: usize) -> Result<(), String> {
+    /// Values are unique per key among sends: each (key, value) belongs to one
+    /// operation (identified by its invoke's line), named at most once per line.
+    fn admit_sends(&mut self, op: &Op, line: usize, operation_line: usize) -> Result<(), String> {
+        for mop in op.mops() {
+            let Mop::Send { key, value, .. } = mop else {
+                continue;
+            };
+            let key_id = match self.key_ids.get(key.as_str()) {
+                Some(&id) => id,
+                None => {
+                    let id = self.sent.len();
+                    self.key_ids.insert(key.clone(), id);
+                    self.sent.push(FxHashMap::default());
+                    id
+                }
+            };
+            let sent_to_key = &mut self.sent[key_id];
+            if let Some(sent) = sent_to_key.get_mut(value) {
+                if sent.operation_line != operation_line || sent.last_line == line {
+                    return Err(format!(
+                        "value {value} sent twice to key {key} (first on line {})",
+                        sent.first_line
+                    ));
+                }
+                sent.last_line = line;
+                continue;
+            }
+            sent_to_key.insert(
+                value.clone(),
+                SentAt {
+                    first_line: line,
+                    operation_line,
+                    last_line: line,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// Returns the line of the invoke, which identifies the operation.
+    fn admit_invoke(&mut self, op: &Op, line: usize) -> Result<usize, String> {
         if let Some(open) = self.pending.get(&op.process) {
             return Err(format!(
                 "invoke on process {} while its invoke at line {} (index {}) is still pending",
@@ -397,10 +480,11 @@ impl Sequence {
                 index: op.index,
             },
         );
-        Ok(())
+        Ok(line)
     }
 
-    fn admit_completion(&mut self, op: &Op, line: usize) -> Result<(), String> {
+    /// Returns the line of the invoke this completion answers.
+    fn admit_completion(&mut self, op: &Op, line: usize) -> Result<usize, String> {
         let Some(open) = self.pending.remove(&op.process) else {
             return Err(format!(
                 "{} completion on process {} without a pending invoke",
@@ -420,7 +504,7 @@ impl Sequence {
         if op.typ == OpType::Info {
             self.retired.insert(op.process, line);
         }
-        Ok(())
+        Ok(open.line)
     }
 }
 
@@ -509,6 +593,61 @@ mod tests {
         assert_eq!(
             error_of(&format!("{INVOKE}\n{info}\n{again}\n")),
             "line 3: invoke on process 1, which completed with info at line 2 (after an info the client continues under a new process id)"
+        );
+    }
+
+    const SEND_INVOKE: &str =
+        r#"{"index":0,"time":1,"type":"invoke","process":1,"f":"send","value":[["send","k",7]]}"#;
+    const SEND_OK: &str =
+        r#"{"index":1,"time":2,"type":"ok","process":1,"f":"send","value":[["send","k",[0,7]]]}"#;
+
+    #[test]
+    fn a_value_in_an_invoke_and_its_completion_is_one_send() {
+        let ops = read_history(format!("{SEND_INVOKE}\n{SEND_OK}\n").as_bytes()).expect("valid");
+        assert_eq!(ops.len(), 2);
+    }
+
+    #[test]
+    fn a_value_sent_twice_to_one_key_is_rejected() {
+        let again = SEND_INVOKE
+            .replace("\"index\":0", "\"index\":2")
+            .replace("\"process\":1", "\"process\":2")
+            .replace("\"time\":1", "\"time\":3");
+        assert_eq!(
+            error_of(&format!("{SEND_INVOKE}\n{SEND_OK}\n{again}\n")),
+            "line 3: value 7 sent twice to key k (first on line 1)"
+        );
+        // The same value to another key is fine.
+        let other_key = again.replace("\"k\"", "\"k2\"");
+        assert!(
+            read_history(format!("{SEND_INVOKE}\n{SEND_OK}\n{other_key}\n").as_bytes()).is_ok()
+        );
+        // Twice in one operation.
+        let twice =
+            SEND_INVOKE.replace(r#"[["send","k",7]]"#, r#"[["send","k",7],["send","k",7]]"#);
+        assert_eq!(
+            error_of(&twice),
+            "line 1: value 7 sent twice to key k (first on line 1)"
+        );
+        let twice_in_completion = SEND_OK.replace(
+            r#"[["send","k",[0,7]]]"#,
+            r#"[["send","k",[0,7]],["send","k",[1,7]]]"#,
+        );
+        assert_eq!(
+            error_of(&format!("{SEND_INVOKE}\n{twice_in_completion}\n")),
+            "line 2: value 7 sent twice to key k (first on line 1)"
+        );
+    }
+
+    #[test]
+    fn an_overlong_line_is_rejected_before_it_is_read_whole() {
+        let long = " ".repeat(super::MAX_LINE_BYTES + 10);
+        assert_eq!(
+            error_of(&format!("{INVOKE}\n{long}\n")),
+            format!(
+                "line 2: line is longer than {} bytes",
+                super::MAX_LINE_BYTES
+            )
         );
     }
 

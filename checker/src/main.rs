@@ -10,7 +10,7 @@ use std::io::{BufReader, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use checker::{check, read_history, Policy, Report, KINDS};
+use checker::{check_reader, Policy, Report, KINDS};
 use clap::Parser;
 
 /// Checks a logsim history (JSON Lines, Jepsen's Kafka model) for the anomalies of
@@ -45,13 +45,6 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let ops = match read_history(BufReader::new(file)) {
-        Ok(ops) => ops,
-        Err(error) => {
-            eprintln!("checker: {error}");
-            return ExitCode::from(2);
-        }
-    };
     let mut policy = Policy::default();
     for kind in &cli.allow {
         if !KINDS.contains(&kind.as_str()) {
@@ -59,7 +52,14 @@ fn main() -> ExitCode {
         }
         policy = policy.allow(kind.clone());
     }
-    let report = check(&ops, &policy);
+    // Streamed: the history is checked as it is read, never held whole.
+    let report = match check_reader(BufReader::with_capacity(1 << 20, file), &policy) {
+        Ok(report) => report,
+        Err(error) => {
+            eprintln!("checker: {error}");
+            return ExitCode::from(2);
+        }
+    };
     // Output errors (a closed pipe) must not turn into a panic; the exit code still
     // tells the result.
     let _ = if cli.json {

@@ -5,7 +5,19 @@ use std::fmt;
 
 /// Simulated time in integer nanoseconds since the start of the run. Never a float,
 /// never the wall clock: time enters the model only as the `now` argument.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 pub struct SimTime(pub u64);
 
 impl SimTime {
@@ -43,7 +55,9 @@ impl fmt::Display for SimTime {
 }
 
 /// `broker.id` / `node.id` of a broker.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct BrokerId(pub u32);
 
 impl fmt::Display for BrokerId {
@@ -53,11 +67,15 @@ impl fmt::Display for BrokerId {
 }
 
 /// One client instance (producer or consumer); its history process ids are derived from it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct ClientId(pub u32);
 
 /// An addressable node of the simulated world.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum NodeId {
     Broker(BrokerId),
     /// The (single, simplified) KRaft controller. See README, fidelity.
@@ -112,7 +130,9 @@ impl fmt::Display for Epoch {
 pub struct PartitionEpoch(pub u32);
 
 /// Index of a topic-partition in the cluster's partition table (`Cluster::partitions`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct PartitionId(pub u32);
 
 impl PartitionId {

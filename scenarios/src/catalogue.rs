@@ -417,6 +417,16 @@ fn power_outage(_: &Config, _: &Phases, draw: &mut dyn Draw) -> Vec<FaultEvent> 
     ]
 }
 
+/// Producers give up within the outage (Kafka's 120 s `delivery.timeout.ms` would
+/// outlast it), so the history shows the refused sends as failed operations.
+fn min_isr_config() -> Config {
+    Config {
+        request_timeout_ms: 5_000,
+        delivery_timeout_ms: 10_000,
+        ..Config::default()
+    }
+}
+
 fn unclean_config() -> Config {
     Config {
         unclean_leader_election_enable: true,
@@ -476,7 +486,7 @@ pub fn all() -> Vec<Scenario> {
         Scenario {
             name: "min-isr-unavailable",
             description: "two of three replicas down: writes rejected with NOT_ENOUGH_REPLICAS (unavailability instead of loss)",
-            config: Config::default(),
+            config: min_isr_config(),
             workload: Workload::default(),
             network: NetworkSpec::default(),
             phases: phases(40_000),

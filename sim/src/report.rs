@@ -4,6 +4,7 @@
 //! build give the same bytes; that is what lets `reports/` keep reports as insta
 //! snapshots and show a change in broker behaviour as a diff.
 
+use std::collections::BTreeMap;
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
@@ -227,14 +228,37 @@ fn anomalies(out: &mut String, result: &RunResult) {
         out.push_str("None.\n");
         return;
     }
-    // Forbidden first: they are why the run failed.
-    let ordered = result
-        .anomalies
-        .iter()
-        .filter(|a| !a.allowed)
-        .chain(result.anomalies.iter().filter(|a| a.allowed));
-    for (number, anomaly) in ordered.enumerate() {
-        anomaly_section(out, number + 1, anomaly);
+    // One line per kind (forbidden first: they are why the run failed), then the first
+    // occurrence of each kind in full, and every forbidden one up to three per kind:
+    // enough to follow, short enough to review as a diff.
+    let mut kinds: BTreeMap<(bool, &str), Vec<&RunAnomaly>> = BTreeMap::new();
+    for a in &result.anomalies {
+        kinds
+            .entry((a.allowed, a.kind.as_str()))
+            .or_default()
+            .push(a);
+    }
+    out.push_str("| kind | verdict | occurrences | partitions |\n| --- | --- | ---: | --- |\n");
+    for ((allowed, kind), list) in &kinds {
+        let mut partitions: Vec<&str> =
+            list.iter().filter_map(|a| a.partition.as_deref()).collect();
+        partitions.dedup();
+        let _ = writeln!(
+            out,
+            "| `{kind}` | {} | {} | {} |",
+            if *allowed { "allowed" } else { "FORBIDDEN" },
+            list.len(),
+            cell(&partitions.join(", "))
+        );
+    }
+    out.push('\n');
+    let mut number = 0;
+    for ((allowed, _), list) in &kinds {
+        let shown = if *allowed { 1 } else { 3 };
+        for anomaly in list.iter().take(shown) {
+            number += 1;
+            anomaly_section(out, number, anomaly);
+        }
     }
 }
 

@@ -12,8 +12,14 @@ fn a_failing_hw_truncation_seed_shrinks_and_replays() {
     let shrunk = shrink::shrink(&opts, 150)
         .expect("valid options")
         .expect("seed 0 of broker-failure fails with hw-truncation");
-    assert!(shrunk.shrunk.faults < shrunk.original.faults, "fewer faults");
-    assert!(shrunk.shrunk.operations < shrunk.original.operations, "fewer operations");
+    assert!(
+        shrunk.shrunk.faults < shrunk.original.faults,
+        "fewer faults"
+    );
+    assert!(
+        shrunk.shrunk.operations < shrunk.original.operations,
+        "fewer operations"
+    );
     assert!(shrunk.runs <= 151);
 
     let file = ReplayFile::from_options(&shrunk.options).expect("a shrunk run has a plan");
@@ -23,12 +29,18 @@ fn a_failing_hw_truncation_seed_shrinks_and_replays() {
 
     let replayed = common::run(&back.into_options());
     assert!(
-        replayed.anomalies.iter().any(|a| !a.allowed && a.kind == shrunk.kind),
+        replayed
+            .anomalies
+            .iter()
+            .any(|a| !a.allowed && a.kind == shrunk.kind),
         "the replay still fails with {}",
         shrunk.kind
     );
     let again = common::run(&shrunk.options);
-    assert_eq!(replayed.trace_hash, again.trace_hash, "a replay is deterministic");
+    assert_eq!(
+        replayed.trace_hash, again.trace_hash,
+        "a replay is deterministic"
+    );
 }
 
 #[test]
@@ -42,7 +54,10 @@ fn an_impossible_plan_is_a_setup_error() {
     let mut file = ReplayFile::from_options(&sim::run::RunOptions {
         plan: Some(sim::run::RunPlan {
             faults: Vec::new(),
-            workload: scenarios::Workload { consumers: 0, ..scenarios::Workload::default() },
+            workload: scenarios::Workload {
+                consumers: 0,
+                ..scenarios::Workload::default()
+            },
             phases: scenarios::by_name("broker-failure").expect("exists").phases,
         }),
         ..common::options("broker-failure", 0, &[])

@@ -58,8 +58,7 @@ impl VersionOrder {
             for witness in &observations[start..end] {
                 let index = witness.value as usize;
                 if let Some(facts) = values.get_mut(index) {
-                    facts.first_position.get_or_insert(position);
-                    facts.last_position = Some(position);
+                    facts.observed_at(position);
                 }
                 if let Some(count) = offsets_per_value.get_mut(index) {
                     *count = count.saturating_add(1);
@@ -115,14 +114,7 @@ mod tests {
 
     fn values(count: usize) -> Vec<ValueFacts> {
         (0..count)
-            .map(|number| ValueFacts {
-                value: Value::Int(number as i64),
-                first_ok_read: None,
-                happened_send: None,
-                first_position: None,
-                last_position: None,
-                first_witness: None,
-            })
+            .map(|number| ValueFacts::new(Value::Int(number as i64)))
             .collect()
     }
 
@@ -145,7 +137,7 @@ mod tests {
         assert_eq!(order.offsets, [3, 7, 10]);
         assert_eq!(order.position(7), Some(1));
         assert_eq!(order.position(8), None);
-        assert_eq!(facts[2].first_position, Some(2));
+        assert_eq!(facts[2].first_position(), Some(2));
         assert!(order.conflicts.is_empty());
         assert!(order.duplicates.is_empty());
     }
@@ -170,7 +162,7 @@ mod tests {
             order.duplicates,
             vec![vec![witness(4, 1, 6), witness(9, 1, 7)]]
         );
-        assert_eq!(facts[1].first_position, Some(0));
-        assert_eq!(facts[1].last_position, Some(1));
+        assert_eq!(facts[1].first_position(), Some(0));
+        assert_eq!(facts[1].last_position(), Some(1));
     }
 }

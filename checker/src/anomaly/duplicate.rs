@@ -28,7 +28,11 @@ pub(crate) fn detect(analysis: &Analysis, found: &mut Vec<Anomaly>) {
                 places.join(", ")
             );
             let ops = duplicate.iter().map(|witness| witness.op).collect();
-            found.push(Anomaly::new(KIND, &key.name, detail, ops));
+            let offsets = duplicate.iter().map(|witness| witness.offset).collect();
+            found.push(
+                Anomaly::new(KIND, &key.name, detail, ops)
+                    .at(offsets, vec![key.value_of(first.value).clone()]),
+            );
         }
     }
 }

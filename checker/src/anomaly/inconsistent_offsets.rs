@@ -36,7 +36,11 @@ pub(crate) fn detect(analysis: &Analysis, found: &mut Vec<Anomaly>) {
                 seen.join(", ")
             );
             let ops = conflict.iter().map(|witness| witness.op).collect();
-            found.push(Anomaly::new(KIND, &key.name, detail, ops));
+            let values = conflict
+                .iter()
+                .map(|witness| key.value_of(witness.value).clone())
+                .collect();
+            found.push(Anomaly::new(KIND, &key.name, detail, ops).at(vec![first.offset], values));
         }
     }
 }

@@ -7,7 +7,7 @@
 //! consumer except for keys in the operation's `rebalance_log`. Found by the shared
 //! `poll_sweep`.
 
-use super::poll_sweep::PollJump;
+use super::poll_sweep::{jump_offsets, jump_values, PollJump};
 use crate::analysis::Analysis;
 use crate::Anomaly;
 
@@ -29,7 +29,10 @@ pub(crate) fn detect(analysis: &Analysis, jumps: &[PollJump], found: &mut Vec<An
             key.value_of(jump.to.value),
             key.name,
         );
-        found.push(Anomaly::new(KIND, &key.name, detail, vec![jump.to.op]));
+        found.push(
+            Anomaly::new(KIND, &key.name, detail, vec![jump.to.op])
+                .at(jump_offsets(key, jump), jump_values(key, jump)),
+        );
     }
 }
 

@@ -13,7 +13,10 @@ use crate::Anomaly;
 pub const KIND: &str = "int-nonmonotonic-send";
 
 pub(crate) fn detect(analysis: &Analysis, steps: &[SendStep], found: &mut Vec<Anomaly>) {
-    for step in steps.iter().filter(|step| step.internal) {
+    for step in steps
+        .iter()
+        .filter(|step| step.internal && step.is_nonmonotonic())
+    {
         let key = &analysis.keys[step.key as usize];
         let detail = format!(
             "op {} (process {}) sent value {} and then value {} to {}, but the later one landed at offset {}, at or before the earlier one's offset {}. The sends of one operation are appended in order.",
@@ -25,7 +28,10 @@ pub(crate) fn detect(analysis: &Analysis, steps: &[SendStep], found: &mut Vec<An
             key.order.offset_at(step.to.position).unwrap_or_default(),
             key.order.offset_at(step.from.position).unwrap_or_default(),
         );
-        found.push(Anomaly::new(KIND, &key.name, detail, vec![step.to.op]));
+        found.push(
+            Anomaly::new(KIND, &key.name, detail, vec![step.to.op])
+                .at(step.offsets(key), step.values(key)),
+        );
     }
 }
 

@@ -8,7 +8,7 @@
 //! `rebalance_log` (their assignment changed mid-operation). Found by the shared
 //! `poll_sweep`.
 
-use super::poll_sweep::PollJump;
+use super::poll_sweep::{jump_offsets, jump_values, PollJump};
 use super::skipped_between;
 use crate::analysis::Analysis;
 use crate::Anomaly;
@@ -33,7 +33,10 @@ pub(crate) fn detect(analysis: &Analysis, jumps: &[PollJump], found: &mut Vec<An
             skipped_between(key, jump.from.position, jump.to.position),
             key.name,
         );
-        found.push(Anomaly::new(KIND, &key.name, detail, vec![jump.to.op]));
+        found.push(
+            Anomaly::new(KIND, &key.name, detail, vec![jump.to.op])
+                .at(jump_offsets(key, jump), jump_values(key, jump)),
+        );
     }
 }
 

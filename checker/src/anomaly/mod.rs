@@ -1,4 +1,6 @@
-//! The anomalies of Jepsen's Kafka workload (`jepsen.tests.kafka`), one file each.
+//! The anomalies of Jepsen's Kafka workload (`jepsen.tests.kafka`) and Elle, plus ours
+//! (real-time send order, torn transactions, exactly-once and consumer-group
+//! anomalies), one file each.
 //!
 //! Each file opens with the anomaly's definition and its source, exports its `KIND`
 //! (the name in `shared/design/invariants.md`) and a `detect` function that reads the
@@ -11,37 +13,69 @@
 //! in `detect_all`, and tests beside it (one history that has it, one near miss).
 
 pub mod duplicate;
+pub mod eos_duplicate_output;
+pub mod eos_lost_output;
+pub mod g0;
+pub mod g1a;
+pub mod g1c;
 pub mod inconsistent_offsets;
 pub mod int_nonmonotonic_poll;
 pub mod int_nonmonotonic_send;
 pub mod int_poll_skip;
+pub mod int_send_skip;
 pub mod lost_write;
 pub mod nonmonotonic_poll;
 pub mod nonmonotonic_send;
+pub mod offset_regression;
 pub mod poll_skip;
+pub mod precommitted_read;
 pub mod realtime_send_order;
+pub mod split_ownership;
+pub mod torn_transaction;
+pub mod uncommitted_gap;
 pub mod unseen;
+pub mod zombie_commit;
 
+pub(crate) mod cycle_text;
+pub(crate) mod dependency_graph;
+pub(crate) mod eos;
 pub(crate) mod poll_sweep;
 pub(crate) mod send_sweep;
 
-use crate::analysis::{Analysis, KeyFacts};
+use crate::analysis::{Analysis, KeyFacts, KeyId, ValueId};
 use crate::Anomaly;
 
-/// Every anomaly kind this checker reports, sorted.
+/// Every anomaly kind this checker reports, sorted (byte order: Adya's upper-case
+/// names first).
 pub const KINDS: &[&str] = &[
+    g0::KIND,
+    g1a::KIND,
+    g1c::KIND,
     duplicate::KIND,
+    eos_duplicate_output::KIND,
+    eos_lost_output::KIND,
     inconsistent_offsets::KIND,
     int_nonmonotonic_poll::KIND,
     int_nonmonotonic_send::KIND,
     int_poll_skip::KIND,
+    int_send_skip::KIND,
     lost_write::KIND,
     nonmonotonic_poll::KIND,
     nonmonotonic_send::KIND,
+    offset_regression::KIND,
     poll_skip::KIND,
+    precommitted_read::KIND,
     realtime_send_order::KIND,
+    split_ownership::KIND,
+    torn_transaction::KIND,
+    uncommitted_gap::KIND,
     unseen::KIND,
+    zombie_commit::KIND,
 ];
+
+/// Kinds that are informational: always listed as allowed, whatever the policy
+/// (Jepsen's `allowed-error-types` always includes `:int-send-skip`).
+pub const INFORMATIONAL: &[&str] = &[int_send_skip::KIND];
 
 /// Runs every detector. The order here does not matter: the caller sorts.
 pub(crate) fn detect_all(analysis: &Analysis) -> Vec<Anomaly> {
@@ -50,6 +84,8 @@ pub(crate) fn detect_all(analysis: &Analysis) -> Vec<Anomaly> {
     duplicate::detect(analysis, &mut found);
     lost_write::detect(analysis, &mut found);
     unseen::detect(analysis, &mut found);
+    g1a::detect(analysis, &mut found);
+    precommitted_read::detect(analysis, &mut found);
     let jumps = poll_sweep::sweep(analysis);
     poll_skip::detect(analysis, &jumps, &mut found);
     nonmonotonic_poll::detect(analysis, &jumps, &mut found);
@@ -58,7 +94,18 @@ pub(crate) fn detect_all(analysis: &Analysis) -> Vec<Anomaly> {
     let steps = send_sweep::sweep(analysis);
     nonmonotonic_send::detect(analysis, &steps, &mut found);
     int_nonmonotonic_send::detect(analysis, &steps, &mut found);
+    int_send_skip::detect(analysis, &steps, &mut found);
     realtime_send_order::detect(analysis, &mut found);
+    let cycles = dependency_graph::find_cycles(analysis);
+    g0::detect(analysis, &cycles, &mut found);
+    g1c::detect(analysis, &cycles, &mut found);
+    torn_transaction::detect(analysis, &mut found);
+    eos_duplicate_output::detect(analysis, &mut found);
+    eos_lost_output::detect(analysis, &mut found);
+    offset_regression::detect(analysis, &mut found);
+    uncommitted_gap::detect(analysis, &mut found);
+    zombie_commit::detect(analysis, &mut found);
+    split_ownership::detect(analysis, &mut found);
     found
 }
 
@@ -99,6 +146,23 @@ pub(crate) fn skipped_between(key: &KeyFacts, from: u32, to: u32) -> String {
     }
 }
 
+/// Per dense position of `key`: a committed record there (see
+/// [`Analysis::is_committed_record`]), the lowest value id if several.
+pub(crate) fn committed_records(analysis: &Analysis, key: KeyId) -> Vec<Option<ValueId>> {
+    let facts = &analysis.keys[key as usize];
+    let mut records = vec![None; facts.order.offsets.len()];
+    for (value, value_facts) in facts.values.iter().enumerate() {
+        let Some(position) = value_facts.first_position() else {
+            continue;
+        };
+        let slot = &mut records[position as usize];
+        if slot.is_none() && analysis.is_committed_record(value_facts) {
+            *slot = Some(value as ValueId);
+        }
+    }
+    records
+}
+
 /// "op 5", "ops 5 and 7", "ops 5, 7 and 9".
 pub(crate) fn op_list(ops: &[u64]) -> String {
     match ops {
@@ -108,5 +172,17 @@ pub(crate) fn op_list(ops: &[u64]) -> String {
             let init: Vec<String> = init.iter().map(u64::to_string).collect();
             format!("ops {} and {last}", init.join(", "))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{INFORMATIONAL, KINDS};
+
+    #[test]
+    fn kinds_are_sorted_unique_and_cover_the_informational_ones() {
+        assert!(KINDS.windows(2).all(|pair| pair[0] < pair[1]), "{KINDS:?}");
+        assert_eq!(KINDS.len(), 23);
+        assert!(INFORMATIONAL.iter().all(|kind| KINDS.contains(kind)));
     }
 }

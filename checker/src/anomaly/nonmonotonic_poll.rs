@@ -5,10 +5,11 @@
 //! `:nonmonotonic`). Without an assign or seek, a consumer's position only moves
 //! forward, so re-reading a record (or an earlier one) means the broker or client moved
 //! the position back, e.g. a fetch served from a stale replica after a leader change.
-//! As for `poll-skip`, only processes that never subscribed are held to it. Found by the
-//! shared `poll_sweep`.
+//! As for `poll-skip`, only processes that never subscribed are held to it; a group
+//! consumer's step back (re-reading from the committed offset after a rebalance) is
+//! listed as allowed. Found by the shared `poll_sweep`.
 
-use super::poll_sweep::PollJump;
+use super::poll_sweep::{jump_offsets, jump_values, PollJump};
 use crate::analysis::Analysis;
 use crate::Anomaly;
 
@@ -16,15 +17,18 @@ pub const KIND: &str = "nonmonotonic-poll";
 
 pub(crate) fn detect(analysis: &Analysis, jumps: &[PollJump], found: &mut Vec<Anomaly>) {
     for jump in jumps {
-        if jump.internal
-            || !jump.is_nonmonotonic()
-            || analysis.group_consumers.contains(&jump.process)
-        {
+        if jump.internal || !jump.is_nonmonotonic() {
             continue;
         }
+        let group_consumer = analysis.group_consumers.contains(&jump.process);
+        let rule = if group_consumer {
+            "Allowed: the process is a group consumer, and after a rebalance it resumes from the group's committed offset, which may be behind what it read."
+        } else {
+            "The process never subscribed and did not drop the partition or seek in between, so its position may only move forward."
+        };
         let key = &analysis.keys[jump.key as usize];
         let detail = format!(
-            "process {} read {} up to offset {} (value {}) in op {}; its next read of {}, in op {}, started at offset {} (value {}), at or before what it had already read. The process never subscribed and did not assign or seek in between, so its position may only move forward.",
+            "process {} read {} up to offset {} (value {}) in op {}; its next read of {}, in op {}, started at offset {} (value {}), at or before what it had already read. {rule}",
             jump.process,
             key.name,
             key.order.offset_at(jump.from.position).unwrap_or_default(),
@@ -35,12 +39,13 @@ pub(crate) fn detect(analysis: &Analysis, jumps: &[PollJump], found: &mut Vec<An
             key.order.offset_at(jump.to.position).unwrap_or_default(),
             key.value_of(jump.to.value),
         );
-        found.push(Anomaly::new(
-            KIND,
-            &key.name,
-            detail,
-            vec![jump.from.op, jump.to.op],
-        ));
+        let anomaly = Anomaly::new(KIND, &key.name, detail, vec![jump.from.op, jump.to.op])
+            .at(jump_offsets(key, jump), jump_values(key, jump));
+        found.push(if group_consumer {
+            anomaly.allowed_always()
+        } else {
+            anomaly
+        });
     }
 }
 

@@ -15,7 +15,10 @@ use crate::Anomaly;
 pub const KIND: &str = "nonmonotonic-send";
 
 pub(crate) fn detect(analysis: &Analysis, steps: &[SendStep], found: &mut Vec<Anomaly>) {
-    for step in steps.iter().filter(|step| !step.internal) {
+    for step in steps
+        .iter()
+        .filter(|step| !step.internal && step.is_nonmonotonic())
+    {
         let key = &analysis.keys[step.key as usize];
         let detail = format!(
             "process {} sent value {} to {}, which landed at offset {} (op {}); its later send of value {}, completed by op {}, landed at offset {}, at or before the earlier one. One producer's sends to a partition must land in the order they were sent.",
@@ -28,12 +31,10 @@ pub(crate) fn detect(analysis: &Analysis, steps: &[SendStep], found: &mut Vec<An
             step.to.op,
             key.order.offset_at(step.to.position).unwrap_or_default(),
         );
-        found.push(Anomaly::new(
-            KIND,
-            &key.name,
-            detail,
-            vec![step.from.op, step.to.op],
-        ));
+        found.push(
+            Anomaly::new(KIND, &key.name, detail, vec![step.from.op, step.to.op])
+                .at(step.offsets(key), step.values(key)),
+        );
     }
 }
 

@@ -6,10 +6,12 @@
 //! must start at the next record the log holds (the next dense position: transaction
 //! markers are not records). Only processes that never subscribed are held to this:
 //! a group consumer may legally jump across a rebalance (the previous owner committed
-//! further), which is what `history.md` says the checker may assume. An assign or seek
-//! in between resets the comparison. Found by the shared `poll_sweep`.
+//! further), which is what `history.md` says the checker may assume, so its skips are
+//! listed as allowed (Jepsen's `allowed-error-types` adds `:poll-skip` when consumers
+//! subscribe). An assign that drops the key, or a seek, in between resets the
+//! comparison. Found by the shared `poll_sweep`.
 
-use super::poll_sweep::PollJump;
+use super::poll_sweep::{jump_offsets, jump_values, PollJump};
 use super::skipped_between;
 use crate::analysis::Analysis;
 use crate::Anomaly;
@@ -18,12 +20,18 @@ pub const KIND: &str = "poll-skip";
 
 pub(crate) fn detect(analysis: &Analysis, jumps: &[PollJump], found: &mut Vec<Anomaly>) {
     for jump in jumps {
-        if jump.internal || !jump.is_skip() || analysis.group_consumers.contains(&jump.process) {
+        if jump.internal || !jump.is_skip() {
             continue;
         }
+        let group_consumer = analysis.group_consumers.contains(&jump.process);
         let key = &analysis.keys[jump.key as usize];
+        let rule = if group_consumer {
+            "Allowed: the process is a group consumer, and a rebalance may move its position forward (another member consumed and committed those records)."
+        } else {
+            "The process never subscribed and did not drop the partition or seek in between, so its position must advance one record at a time."
+        };
         let detail = format!(
-            "process {} read {} up to offset {} (value {}) in op {}; its next read of {}, in op {}, started at offset {} (value {}), skipping {}. The process never subscribed and did not assign or seek in between, so its position must advance one record at a time.",
+            "process {} read {} up to offset {} (value {}) in op {}; its next read of {}, in op {}, started at offset {} (value {}), skipping {}. {rule}",
             jump.process,
             key.name,
             key.order.offset_at(jump.from.position).unwrap_or_default(),
@@ -35,12 +43,13 @@ pub(crate) fn detect(analysis: &Analysis, jumps: &[PollJump], found: &mut Vec<An
             key.value_of(jump.to.value),
             skipped_between(key, jump.from.position, jump.to.position),
         );
-        found.push(Anomaly::new(
-            KIND,
-            &key.name,
-            detail,
-            vec![jump.from.op, jump.to.op],
-        ));
+        let anomaly = Anomaly::new(KIND, &key.name, detail, vec![jump.from.op, jump.to.op])
+            .at(jump_offsets(key, jump), jump_values(key, jump));
+        found.push(if group_consumer {
+            anomaly.allowed_always()
+        } else {
+            anomaly
+        });
     }
 }
 
@@ -92,20 +101,42 @@ mod tests {
         let mut history = History::new();
         log_of_four(&mut history);
         history.subscribe(2, &["k"]);
+        let before = history.poll_ok(2, "k-0", &[(0, 10)]);
+        let after = history.poll_ok(2, "k-0", &[(3, 13)]);
+        let report = history.check();
+        assert_eq!(
+            report.summary(),
+            vec![("poll-skip", "k-0", vec![before, after])]
+        );
+        assert!(report.anomalies[0].allowed, "listed, but allowed");
+        assert!(report.ok());
+        assert_eq!(report.anomalies[0].offsets, [0, 3]);
+    }
+
+    #[test]
+    fn an_assign_dropping_the_key_resets_the_position() {
+        let mut history = History::new();
+        log_of_four(&mut history);
+        history.assign(2, &["k-0"]);
         history.poll_ok(2, "k-0", &[(0, 10)]);
+        history.assign(2, &["k-1"]);
+        history.assign(2, &["k-0"]);
         history.poll_ok(2, "k-0", &[(3, 13)]);
         assert!(history.check().anomalies.is_empty());
     }
 
     #[test]
-    fn an_assign_in_between_resets_the_position() {
+    fn an_assign_keeping_the_key_keeps_the_position() {
         let mut history = History::new();
         log_of_four(&mut history);
         history.assign(2, &["k-0"]);
-        history.poll_ok(2, "k-0", &[(0, 10)]);
-        history.assign(2, &["k-0"]);
-        history.poll_ok(2, "k-0", &[(3, 13)]);
-        assert!(history.check().anomalies.is_empty());
+        let before = history.poll_ok(2, "k-0", &[(0, 10)]);
+        history.assign(2, &["k-0", "k-1"]);
+        let after = history.poll_ok(2, "k-0", &[(3, 13)]);
+        assert_eq!(
+            history.check().summary(),
+            vec![("poll-skip", "k-0", vec![before, after])]
+        );
     }
 
     #[test]

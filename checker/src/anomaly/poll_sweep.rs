@@ -5,15 +5,17 @@
 //! `int-poll-skip+nonmonotonic-cases`). Replays every `ok` read in history order and
 //! tracks, per process and key, the dense position of the last record read. Each next
 //! record should sit at the very next dense position; any other step is a [`PollJump`].
-//! A reset (an `ok`/`info` assign or subscribe, or `seek_to_beginning`) forgets the
-//! process's positions, and keys in a completion's `rebalance_log` are not compared in
+//! A reset forgets the process's positions for the keys it drops (an `ok`/`info`
+//! assign keeps the keys it still assigns, a subscribe the keys of its topics;
+//! `seek_to_beginning` forgets all), and keys in a completion's `rebalance_log` are not compared in
 //! that operation (their assignment changed during it). Reads of `info`/`fail`
 //! operations are not replayed: they place values in the version order, but nobody
 //! consumed them. After an `info` a client continues as a new process, so it starts
 //! fresh.
 
-use crate::analysis::{Analysis, ConsumerEvent, KeyId, ValueId};
+use crate::analysis::{Analysis, ConsumerEvent, KeyFacts, KeyId, ValueId};
 use crate::fxhash::FxHashMap;
+use crate::history::Value;
 
 /// One record read: where it sits and which op read it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,15 +48,51 @@ impl PollJump {
     }
 }
 
-/// Finds every [`PollJump`] of the history, in history order.
+/// The offsets of a jump's two records, for [`crate::Anomaly::at`].
+pub(crate) fn jump_offsets(key: &KeyFacts, jump: &PollJump) -> Vec<u64> {
+    [jump.from.position, jump.to.position]
+        .iter()
+        .filter_map(|&position| key.order.offset_at(position))
+        .collect()
+}
+
+/// The values of a jump's two records.
+pub(crate) fn jump_values(key: &KeyFacts, jump: &PollJump) -> Vec<Value> {
+    vec![
+        key.value_of(jump.from.value).clone(),
+        key.value_of(jump.to.value).clone(),
+    ]
+}
+
+/// No read yet (a cursor slot's `position`).
+const UNREAD: u32 = u32::MAX;
+
+/// Finds every [`PollJump`] of the history, in history order. Per process, the last
+/// read of each key sits in a vector indexed by key, and each record's position comes
+/// from its value's facts, so the sweep does one hash lookup per operation, not per
+/// record.
 pub(crate) fn sweep(analysis: &Analysis) -> Vec<PollJump> {
     let mut jumps = Vec::new();
-    let mut cursors: FxHashMap<u64, FxHashMap<KeyId, ReadPoint>> = FxHashMap::default();
+    let key_count = analysis.keys.len();
+    let unread = ReadPoint {
+        position: UNREAD,
+        value: 0,
+        op: 0,
+    };
+    let mut slot_of: FxHashMap<u64, usize> = FxHashMap::default();
+    let mut cursors: Vec<Vec<ReadPoint>> = Vec::new();
     for event in &analysis.consumer_events {
         match event {
-            ConsumerEvent::Reset { process } => {
-                if let Some(cursor) = cursors.get_mut(process) {
-                    cursor.clear();
+            ConsumerEvent::Reset { process, keep } => {
+                let Some(&slot) = slot_of.get(process) else {
+                    continue;
+                };
+                for (key, point) in cursors[slot].iter_mut().enumerate() {
+                    if point.position != UNREAD
+                        && !keep.keeps(analysis, key as KeyId, &analysis.keys[key].name)
+                    {
+                        point.position = UNREAD;
+                    }
                 }
             }
             ConsumerEvent::Read {
@@ -62,15 +100,17 @@ pub(crate) fn sweep(analysis: &Analysis) -> Vec<PollJump> {
                 process,
                 records,
                 exempt,
+                ..
             } => {
                 let exempt = analysis.exempt_keys.get(exempt.clone()).unwrap_or(&[]);
                 let records = analysis.read_records.get(records.clone()).unwrap_or(&[]);
-                let cursor = cursors.entry(*process).or_default();
+                let slot = *slot_of.entry(*process).or_insert_with(|| {
+                    cursors.push(vec![unread; key_count]);
+                    cursors.len() - 1
+                });
+                let cursor = &mut cursors[slot];
                 for record in records {
-                    let Some(position) = analysis.keys[record.key as usize]
-                        .order
-                        .position(record.offset)
-                    else {
+                    let Some(position) = analysis.record_position(record) else {
                         continue;
                     };
                     let point = ReadPoint {
@@ -78,11 +118,8 @@ pub(crate) fn sweep(analysis: &Analysis) -> Vec<PollJump> {
                         value: record.value,
                         op: *op,
                     };
-                    let previous = cursor.insert(record.key, point);
-                    let Some(previous) = previous else {
-                        continue;
-                    };
-                    if exempt.binary_search(&record.key).is_ok() {
+                    let previous = std::mem::replace(&mut cursor[record.key as usize], point);
+                    if previous.position == UNREAD || exempt.binary_search(&record.key).is_ok() {
                         continue;
                     }
                     let jump = PollJump {

@@ -28,7 +28,7 @@ pub(crate) fn detect(analysis: &Analysis, found: &mut Vec<Anomaly>) {
         }
         let key = &analysis.keys[send.key as usize];
         let offset = send.offset.or_else(|| {
-            let position = key.values[send.value as usize].first_position?;
+            let position = key.values[send.value as usize].first_position()?;
             key.order.offset_at(position)
         });
         let Some(offset) = offset else {
@@ -54,7 +54,13 @@ pub(crate) fn detect(analysis: &Analysis, found: &mut Vec<Anomaly>) {
         );
         let mut ops = vec![earlier.op, send_op.op()];
         ops.extend(send_op.invoke);
-        found.push(Anomaly::new(KIND, &key.name, detail, ops));
+        let values = vec![
+            key.value_of(earlier.value).clone(),
+            key.value_of(send.value).clone(),
+        ];
+        found.push(
+            Anomaly::new(KIND, &key.name, detail, ops).at(vec![earlier.offset, offset], values),
+        );
     }
 }
 

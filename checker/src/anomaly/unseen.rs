@@ -26,12 +26,12 @@ pub(crate) fn detect(analysis: &Analysis, found: &mut Vec<Anomaly>) {
             .values
             .iter()
             .enumerate()
-            .filter(|(_, facts)| facts.happened_send.is_some() && facts.first_ok_read.is_none())
-            .filter(|(_, facts)| match (facts.last_position, bound) {
+            .filter(|(_, facts)| facts.happened_send().is_some() && facts.first_ok_read().is_none())
+            .filter(|(_, facts)| match (facts.last_position(), bound) {
                 (Some(position), Some(bound)) => position > bound.position,
                 _ => true,
             })
-            .map(|(id, facts)| (facts.last_position, id as ValueId))
+            .map(|(id, facts)| (facts.last_position(), id as ValueId))
             .collect();
         if unseen.is_empty() {
             continue;
@@ -40,16 +40,20 @@ pub(crate) fn detect(analysis: &Analysis, found: &mut Vec<Anomaly>) {
         unseen.sort_by_key(|&(position, value)| (position.is_none(), position, value));
         let mut ops = Vec::new();
         let mut examples = Vec::new();
+        let mut offsets = Vec::new();
+        let mut values = Vec::new();
         for &(position, value) in unseen.iter().take(UNSEEN_EXAMPLES_MAX) {
             let facts = &key.values[value as usize];
             let Some(send) = facts
-                .happened_send
+                .happened_send()
                 .and_then(|send| analysis.sends.get(send))
             else {
                 continue;
             };
             let send_op = &analysis.send_ops[send.send_op];
             ops.push(send_op.op());
+            offsets.extend(position.and_then(|position| key.order.offset_at(position)));
+            values.push(facts.value.clone());
             let how = match send_op.outcome {
                 Outcome::Ok => "acknowledged by op",
                 _ => "sent with unknown outcome by op",
@@ -80,7 +84,7 @@ pub(crate) fn detect(analysis: &Analysis, found: &mut Vec<Anomaly>) {
             key.name,
             examples.join(", "),
         );
-        found.push(Anomaly::new(KIND, &key.name, detail, ops));
+        found.push(Anomaly::new(KIND, &key.name, detail, ops).at(offsets, values));
     }
 }
 

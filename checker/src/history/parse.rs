@@ -11,7 +11,19 @@ use super::json::Json;
 use super::{InputError, Mop, Op, OpType, OpValue, Value, F};
 
 /// Parses one line (without its newline). `line_no` (1-based) only labels the error.
+/// Well-formed lines take a fast path (`fast`); anything else, and every error, comes
+/// from [`parse_reference`].
 pub fn parse_line(line: &str, line_no: usize) -> Result<Op, InputError> {
+    match super::fast::parse(line) {
+        Some(op) => Ok(op),
+        None => parse_reference(line, line_no),
+    }
+}
+
+/// The reference parser: through a JSON tree, strict, naming what is wrong. The fast
+/// path must agree with it on every line it accepts.
+#[doc(hidden)]
+pub fn parse_reference(line: &str, line_no: usize) -> Result<Op, InputError> {
     parse_op(line).map_err(|message| InputError {
         line: line_no,
         message,

@@ -260,7 +260,11 @@ impl Broker {
                 // leader's log has grown past it (keeping whatever lies below the HW).
                 let hw = r.high_watermark;
                 if let Some((from, to)) = r.truncate_to(hw) {
-                    out.note(Note::Truncated { partition: p, from, to });
+                    out.note(Note::Truncated {
+                        partition: p,
+                        from,
+                        to,
+                    });
                 }
                 self.back_off(p, out);
             }

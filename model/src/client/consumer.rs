@@ -44,7 +44,10 @@ pub struct Consumer {
     validated_epoch: BTreeMap<PartitionId, Epoch>,
     poll: Option<Poll>,
     next_id: u64,
-    needs_reassign: bool,
+    /// Partitions whose position was moved (a seek): the next poll first records an
+    /// assignment without them, then the full one again, so the history shows that the
+    /// client itself reset its position there.
+    needs_reassign: Vec<PartitionId>,
     /// Validation requests in flight: correlation -> the leader epoch validated under.
     validating: BTreeMap<u64, Epoch>,
     pub stopped: bool,
@@ -72,7 +75,7 @@ impl Consumer {
             assigned,
             poll: None,
             next_id: 0,
-            needs_reassign: false,
+            needs_reassign: Vec::new(),
             validating: BTreeMap::new(),
             stopped: false,
         }
@@ -98,13 +101,17 @@ impl Consumer {
     }
 
     fn record_assign(&mut self, out: &mut Outbox) {
+        self.record_assignment(self.assigned.clone(), out);
+    }
+
+    fn record_assignment(&self, assigned: Vec<PartitionId>, out: &mut Outbox) {
         for outcome in [Outcome::Invoke, Outcome::Ok] {
             out.record(HistoryEvent {
                 process: self.process,
                 outcome,
                 kind: OpKind::Assign,
                 mops: Vec::new(),
-                assigned: self.assigned.clone(),
+                assigned: assigned.clone(),
                 error: None,
             });
         }
@@ -145,8 +152,15 @@ impl Consumer {
     }
 
     fn start_poll(&mut self, now: SimTime, out: &mut Outbox) {
-        if self.needs_reassign {
-            self.needs_reassign = false;
+        if !self.needs_reassign.is_empty() {
+            let moved = std::mem::take(&mut self.needs_reassign);
+            let kept: Vec<PartitionId> = self
+                .assigned
+                .iter()
+                .copied()
+                .filter(|p| !moved.contains(p))
+                .collect();
+            self.record_assignment(kept, out);
             self.record_assign(out);
         }
         out.record(HistoryEvent {
@@ -255,7 +269,7 @@ impl Consumer {
                         if let Some((_, end)) = answer.filter(|&(_, end)| end < position) {
                             // Truncated below our position: seek back to the divergence.
                             self.positions.insert(partition, end);
-                            self.needs_reassign = true;
+                            self.needs_reassign.push(partition);
                         }
                         self.validated_epoch.insert(partition, epoch);
                     }
@@ -314,7 +328,9 @@ impl Consumer {
                 // auto.offset.reset=earliest. With KIP-320 the client knows it reset
                 // (a seek, recorded as an assign); before it, the rewind was silent.
                 self.positions.insert(p, Offset::ZERO);
-                self.needs_reassign |= self.detects_truncation();
+                if self.detects_truncation() {
+                    self.needs_reassign.push(p);
+                }
             }
             Err(_) => self.meta.invalidate(p),
         }

@@ -1,0 +1,297 @@
+//! `split-ownership`: two live members of one group owned the same partition at once.
+//!
+//! Source: Kafka's group protocol (one owner per partition per generation; KIP-429's
+//! cooperative protocol: a partition moves only after its previous owner revoked it).
+//! Judged from `ok` assign events that name a `group` and a `generation`; an owner is
+//! the event's `member`, or its process when a member is missing.
+//! 1. Same generation: two assignments of one group and generation, to different
+//!    owners, both contain the partition. One generation has one assignment.
+//! 2. Late revoke: process A's latest assignment holds the partition; process B (a
+//!    different owner) is assigned it in generation `gB`; *afterwards* A completes an
+//!    assignment without it in a generation lower than `gB`. A revoked the partition in
+//!    an older generation than the one that gave it to B, yet only after B got it: for
+//!    a while both held it. (If A's next assignment has generation `gB` or higher, A
+//!    took part in the rebalance that moved the partition, as the eager protocol does,
+//!    and nothing is reported.) A process that crashed or completed `info` holds
+//!    nothing.
+
+use std::collections::BTreeMap;
+
+use crate::analysis::{Analysis, GroupEvent, GroupId, KeyId, Membership, Outcome};
+use crate::fxhash::FxHashMap;
+use crate::Anomaly;
+
+pub const KIND: &str = "split-ownership";
+
+/// One process's hold on a partition, from its latest assignment containing it.
+#[derive(Clone, Debug)]
+struct Hold {
+    process: u64,
+    member: Option<String>,
+    generation: i64,
+    op: u64,
+}
+
+fn same_owner(
+    a_process: u64,
+    a_member: Option<&str>,
+    b_process: u64,
+    b_member: Option<&str>,
+) -> bool {
+    match (a_member, b_member) {
+        (Some(a), Some(b)) => a == b,
+        _ => a_process == b_process,
+    }
+}
+
+pub(crate) fn detect(analysis: &Analysis, found: &mut Vec<Anomaly>) {
+    let assignments: Vec<&Membership> = analysis
+        .groups
+        .events
+        .iter()
+        .filter_map(|event| match event {
+            GroupEvent::Membership(membership)
+                if membership.outcome == Outcome::Ok
+                    && !membership.subscribe
+                    && membership.group.is_some()
+                    && membership.generation.is_some() =>
+            {
+                Some(membership)
+            }
+            _ => None,
+        })
+        .collect();
+    if assignments.is_empty() {
+        return;
+    }
+    same_generation(analysis, &assignments, found);
+    late_revokes(analysis, found);
+}
+
+/// Rule 1: per (group, generation, key), the first two assignments to different owners.
+fn same_generation(analysis: &Analysis, assignments: &[&Membership], found: &mut Vec<Anomaly>) {
+    let mut by_generation: BTreeMap<(GroupId, i64, KeyId), Vec<&Membership>> = BTreeMap::new();
+    for &assignment in assignments {
+        let (Some(group), Some(generation)) = (assignment.group, assignment.generation) else {
+            continue;
+        };
+        for &key in &assignment.keys {
+            by_generation
+                .entry((group, generation, key))
+                .or_default()
+                .push(assignment);
+        }
+    }
+    for ((group, generation, key), owners) in by_generation {
+        let Some(first) = owners.first() else {
+            continue;
+        };
+        let other = owners.iter().find(|other| {
+            !same_owner(
+                first.process,
+                first.member.as_deref(),
+                other.process,
+                other.member.as_deref(),
+            )
+        });
+        let Some(other) = other else {
+            continue;
+        };
+        let key = &analysis.keys[key as usize];
+        let detail = format!(
+            "in group {}, generation {generation} assigned {} to {} (op {}) and to {} (op {}). A generation's assignment gives each partition to one member, so both consumed it at once.",
+            analysis.groups.name(group),
+            key.name,
+            owner_text(first.process, first.member.as_deref()),
+            first.op,
+            owner_text(other.process, other.member.as_deref()),
+            other.op,
+        );
+        found.push(Anomaly::new(
+            KIND,
+            &key.name,
+            detail,
+            vec![first.op, other.op],
+        ));
+    }
+}
+
+fn owner_text(process: u64, member: Option<&str>) -> String {
+    match member {
+        Some(member) => format!("member \"{member}\" (process {process})"),
+        None => format!("process {process}"),
+    }
+}
+
+/// Rule 2: replays assignments and crashes, tracking who holds each partition.
+fn late_revokes(analysis: &Analysis, found: &mut Vec<Anomaly>) {
+    let mut holders: FxHashMap<(GroupId, KeyId), Vec<Hold>> = FxHashMap::default();
+    // Per process: its group and the keys of its latest assignment.
+    let mut held: FxHashMap<u64, (GroupId, Vec<KeyId>)> = FxHashMap::default();
+    for event in &analysis.groups.events {
+        match event {
+            GroupEvent::Gone { process, .. } => {
+                if let Some((group, keys)) = held.remove(process) {
+                    for key in keys {
+                        if let Some(holds) = holders.get_mut(&(group, key)) {
+                            holds.retain(|hold| hold.process != *process);
+                        }
+                    }
+                }
+            }
+            GroupEvent::Membership(membership)
+                if membership.outcome == Outcome::Ok && !membership.subscribe =>
+            {
+                let (Some(group), Some(generation)) = (membership.group, membership.generation)
+                else {
+                    continue;
+                };
+                let previous = held.remove(&membership.process);
+                if let Some((previous_group, keys)) = previous {
+                    for key in keys {
+                        if previous_group == group && membership.keys.binary_search(&key).is_ok() {
+                            continue;
+                        }
+                        let holds = holders.entry((previous_group, key)).or_default();
+                        if previous_group == group {
+                            check_revoke(analysis, membership, generation, key, holds, found);
+                        }
+                        holds.retain(|hold| hold.process != membership.process);
+                    }
+                }
+                for &key in &membership.keys {
+                    let holds = holders.entry((group, key)).or_default();
+                    holds.retain(|hold| hold.process != membership.process);
+                    holds.push(Hold {
+                        process: membership.process,
+                        member: membership.member.clone(),
+                        generation,
+                        op: membership.op,
+                    });
+                }
+                held.insert(membership.process, (group, membership.keys.clone()));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// `revoke` (generation `generation`) drops `key`: report a newer-generation owner
+/// that was assigned the key after the revoking process's own hold began.
+fn check_revoke(
+    analysis: &Analysis,
+    revoke: &Membership,
+    generation: i64,
+    key: KeyId,
+    holds: &[Hold],
+    found: &mut Vec<Anomaly>,
+) {
+    let Some(own) = holds.iter().find(|hold| hold.process == revoke.process) else {
+        return;
+    };
+    let newer = holds.iter().find(|hold| {
+        hold.process != revoke.process
+            && hold.generation > generation
+            && !same_owner(
+                hold.process,
+                hold.member.as_deref(),
+                revoke.process,
+                revoke.member.as_deref(),
+            )
+    });
+    let Some(newer) = newer else {
+        return;
+    };
+    let key = &analysis.keys[key as usize];
+    let detail = format!(
+        "{} held {} since op {} (generation {}); {} was assigned it in generation {} by op {}; only afterwards did op {} revoke it from the first, in generation {generation}, older than the new owner's. A partition moves only after its previous owner revoked it (KIP-429), so for a while both consumed it.",
+        owner_text(revoke.process, revoke.member.as_deref()),
+        key.name,
+        own.op,
+        own.generation,
+        owner_text(newer.process, newer.member.as_deref()),
+        newer.generation,
+        newer.op,
+        revoke.op,
+    );
+    found.push(Anomaly::new(
+        KIND,
+        &key.name,
+        detail,
+        vec![own.op, newer.op, revoke.op],
+    ));
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testkit::History;
+
+    fn group_assign(history: &mut History, process: u64, keys: &[&str], generation: i64) -> u64 {
+        let op = history.assign(process, keys);
+        let last = history.last_mut();
+        last.group = Some("g".into());
+        last.generation = Some(generation);
+        last.member = Some(format!("m{process}"));
+        op
+    }
+
+    #[test]
+    fn one_generation_giving_a_partition_to_two_members_is_split() {
+        let mut history = History::new();
+        let first = group_assign(&mut history, 1, &["k-0", "k-1"], 3);
+        let second = group_assign(&mut history, 2, &["k-1"], 3);
+        let report = history.check();
+        assert_eq!(
+            report.summary(),
+            vec![("split-ownership", "k-1", vec![first, second])],
+            "{report:?}"
+        );
+    }
+
+    #[test]
+    fn a_revoke_of_an_older_generation_after_the_new_owner_got_it_is_split() {
+        let mut history = History::new();
+        let held = group_assign(&mut history, 1, &["k-0"], 1);
+        let taken = group_assign(&mut history, 2, &["k-0"], 3);
+        let revoke = group_assign(&mut history, 1, &[], 2);
+        let report = history.check();
+        assert_eq!(
+            report.summary(),
+            vec![("split-ownership", "k-0", vec![held, taken, revoke])],
+            "{report:?}"
+        );
+    }
+
+    #[test]
+    fn an_eager_rebalance_and_a_timely_revoke_are_not_split() {
+        let mut history = History::new();
+        group_assign(&mut history, 1, &["k-0"], 1);
+        // Eager: both learn generation 2; the new owner may learn it first.
+        group_assign(&mut history, 2, &["k-0"], 2);
+        group_assign(&mut history, 1, &["k-1"], 2);
+        // Cooperative: revoke in generation 3 first, then the move in generation 4.
+        group_assign(&mut history, 2, &[], 3);
+        group_assign(&mut history, 1, &["k-0", "k-1"], 4);
+        assert!(history.check().anomalies.is_empty());
+    }
+
+    #[test]
+    fn a_crashed_owner_holds_nothing() {
+        let mut history = History::new();
+        group_assign(&mut history, 1, &["k-0"], 1);
+        history.push(
+            crate::history::OpType::Invoke,
+            1,
+            crate::history::F::Crash,
+            crate::history::OpValue::Null,
+        );
+        history.push(
+            crate::history::OpType::Info,
+            1,
+            crate::history::F::Crash,
+            crate::history::OpValue::Null,
+        );
+        group_assign(&mut history, 2, &["k-0"], 2);
+        assert!(history.check().anomalies.is_empty());
+    }
+}
