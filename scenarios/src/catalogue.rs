@@ -299,6 +299,7 @@ fn chaos(config: &Config, phases: &Phases, draw: &mut dyn Draw) -> Vec<FaultEven
         "slow-links",
         "lossy-network",
         "power-outage",
+        "stalled-failover",
     ]
     .into_iter()
     .filter(|k| draw.chance(1, if *k == "power-outage" { 5 } else { 2 }))
@@ -372,6 +373,24 @@ fn chaos(config: &Config, phases: &Phases, draw: &mut dyn Draw) -> Vec<FaultEven
                     Fault::SlowLinks(Target::FollowerOf(p, draw.below(2) as u32), extra),
                 ));
                 events.push(at(t + draw.between(5_000, 45_000), Fault::HealNetwork));
+            }
+            "stalled-failover" => {
+                // A follower stalls (GC) just as the leader dies and comes straight
+                // back: the new leader's HW cannot pass the start of its epoch while
+                // the stalled follower is still in the ISR, and the old leader rejoins
+                // meanwhile (KIP-101's rule for ISR expansion is tested here).
+                let t = window(draw);
+                let p = random_partition(config, draw);
+                drawn.push("a failover while a follower stalls".to_string());
+                events.push(at(
+                    t,
+                    Fault::Pause(Target::FollowerOf(p, 1), draw.between(3_000, 15_000)),
+                ));
+                events.push(at(
+                    t + draw.between(0, 1_000),
+                    Fault::Crash(Target::LeaderOf(p)),
+                ));
+                events.push(at(t + draw.between(1_500, 4_000), Fault::RestartAll));
             }
             "lossy-network" => {
                 let drop_per_million = draw.between(100, 20_000);
