@@ -123,3 +123,18 @@ fn a_changed_send_offset_is_an_inconsistent_offset() {
         "inconsistent-offsets does not name op {index} on {key}: {inconsistent:?}"
     );
 }
+
+#[test]
+fn every_scenario_writes_a_history_the_checker_reads() {
+    // The checker reads what the simulator writes, in every scenario (issue 3).
+    for (scenario, _) in sim::run::scenario_list() {
+        let result = common::run(&sim::run::RunOptions {
+            keep_history: true,
+            ..common::options(scenario, 3, &[])
+        });
+        let text = result.history.expect("kept").join("\n");
+        let ops = checker::history::read_history(text.as_bytes())
+            .unwrap_or_else(|e| panic!("{scenario}: the checker rejects the history: {e}"));
+        assert!(!ops.is_empty(), "{scenario}: empty history");
+    }
+}
