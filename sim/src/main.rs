@@ -230,7 +230,7 @@ fn shrink_run(opts: &RunOptions, to: Option<&Path>) -> ExitCode {
         return usage_error(&problem);
     }
     let (o, s) = (shrunk.original, shrunk.shrunk);
-    let pct = |a: u64, b: u64| if a == 0 { 0 } else { 100 - (100 * b / a) };
+    let pct = |a: u64, b: u64| (100 * b).checked_div(a).map_or(0, |share| 100 - share);
     to_stderr(&format!(
         "shrunk {} seed {} keeping `{}` ({} runs, {:.1} s wall):\n  faults      {} -> {}\n  operations  {} -> {} ({}% fewer)\n  sim time    {} ms -> {} ms\n  events      {} -> {} ({}% fewer)\nwrote {}\nreplay: cargo run --release -p sim -- --replay {} --trace trace.txt\n",
         opts.scenario,

@@ -209,8 +209,9 @@ impl World {
             ));
         }
         let network = Network::new(network, SimRng::stream(seed, Stream::Network));
-        let injected_panic_at =
-            (seed % 3 == 0 && config.has_bug(model::bug::Bug::InjectedPanic)).then_some(1_000);
+        let injected_panic_at = (seed.is_multiple_of(3)
+            && config.has_bug(model::bug::Bug::InjectedPanic))
+        .then_some(1_000);
         World {
             controller: Controller::new(&config),
             broker_life: vec![NodeLife::default(); brokers.len()],

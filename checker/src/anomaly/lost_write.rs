@@ -120,7 +120,9 @@ mod tests {
 
     /// An unknown-outcome operation whose values went to k-0 (offset 0, seen only by a
     /// failed poll) and k-1 (read); then k-0 moved on without value 10.
-    fn partly_read(f: crate::F) -> (Vec<(String, String, Vec<u64>)>, u64, u64) {
+    type Listed = Vec<(String, String, Vec<u64>)>;
+
+    fn partly_read(f: crate::F) -> (Listed, u64, u64) {
         let mut history = History::new();
         let mops = || {
             crate::OpValue::Mops(vec![

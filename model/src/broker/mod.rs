@@ -208,10 +208,8 @@ impl Broker {
             Message::PartitionChange {
                 controller_epoch,
                 states,
-            } => {
-                if self.accept_controller(controller_epoch) {
-                    self.apply_metadata(now, &states, out);
-                }
+            } if self.accept_controller(controller_epoch) => {
+                self.apply_metadata(now, &states, out);
             }
             Message::ConnectionClosed { broker } => self.on_leader_disconnected(broker, out),
             Message::AlterPartitionResponse {
