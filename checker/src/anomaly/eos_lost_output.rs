@@ -14,7 +14,7 @@
 use std::collections::BTreeMap;
 
 use super::eos::{input_keys, processed};
-use super::{committed_records, EXAMPLES_MAX};
+use super::{committed_records, describe_missing};
 use crate::analysis::{Analysis, GroupEvent, GroupId, KeyId, Outcome};
 use crate::Anomaly;
 
@@ -96,40 +96,17 @@ pub(crate) fn detect(analysis: &Analysis, found: &mut Vec<Anomaly>) {
         if lost.is_empty() {
             continue;
         }
-        let mut ops = vec![commit_op];
-        let mut examples = Vec::new();
-        for &(offset, value) in lost.iter().take(EXAMPLES_MAX) {
-            let facts = &key.values[value];
-            if let Some(send) = facts
-                .happened_send()
-                .and_then(|send| analysis.sends.get(send))
-            {
-                ops.push(analysis.send_ops[send.send_op].op());
-            }
-            examples.push(format!("value {} at offset {offset}", facts.value));
-        }
-        let more = match lost.len().saturating_sub(EXAMPLES_MAX) {
-            0 => String::new(),
-            extra => format!(" and {extra} more"),
-        };
+        let missing = describe_missing(analysis, key, commit_op, &lost);
         let detail = format!(
-            "group {} committed input offset {highest} of {} (op {commit_op}), but {} committed input record(s) below it were processed by no committed transaction of the group: {}{more}. With exactly-once processing, committing an offset means every record before it produced its output in a committed transaction.",
+            "group {} committed input offset {highest} of {} (op {commit_op}), but {} committed input record(s) below it were processed by no committed transaction of the group: {}. With exactly-once processing, committing an offset means every record before it produced its output in a committed transaction.",
             analysis.groups.name(group),
             key.name,
             lost.len(),
-            examples.join(", "),
+            missing.text,
         );
-        let offsets = lost
-            .iter()
-            .take(EXAMPLES_MAX)
-            .map(|&(offset, _)| offset)
-            .collect();
-        let values = lost
-            .iter()
-            .take(EXAMPLES_MAX)
-            .map(|&(_, value)| key.values[value].value.clone())
-            .collect();
-        found.push(Anomaly::new(KIND, &key.name, detail, ops).at(offsets, values));
+        found.push(
+            Anomaly::new(KIND, &key.name, detail, missing.ops).at(missing.offsets, missing.values),
+        );
     }
 }
 

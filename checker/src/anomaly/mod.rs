@@ -112,6 +112,52 @@ pub(crate) fn detect_all(analysis: &Analysis) -> Vec<Anomaly> {
 /// How many example values a per-key summary (lost, unseen) spells out.
 pub(crate) const EXAMPLES_MAX: usize = 10;
 
+/// Records missing below a committed offset, as an anomaly needs them: the ops that sent
+/// them (after `commit_op`), "value V at offset O, ... and N more", and the offsets and
+/// values of the listed ones.
+pub(crate) struct Missing {
+    pub ops: Vec<u64>,
+    pub text: String,
+    pub offsets: Vec<u64>,
+    pub values: Vec<crate::history::Value>,
+}
+
+/// Describe `missing` `(offset, value id)` records of `key`, listing at most
+/// [`EXAMPLES_MAX`].
+pub(crate) fn describe_missing(
+    analysis: &Analysis,
+    key: &KeyFacts,
+    commit_op: u64,
+    missing: &[(u64, usize)],
+) -> Missing {
+    let mut ops = vec![commit_op];
+    let mut examples = Vec::new();
+    let listed = &missing[..missing.len().min(EXAMPLES_MAX)];
+    for &(offset, value) in listed {
+        let facts = &key.values[value];
+        if let Some(send) = facts
+            .happened_send()
+            .and_then(|send| analysis.sends.get(send))
+        {
+            ops.push(analysis.send_ops[send.send_op].op());
+        }
+        examples.push(format!("value {} at offset {offset}", facts.value));
+    }
+    let more = match missing.len() - listed.len() {
+        0 => String::new(),
+        extra => format!(" and {extra} more"),
+    };
+    Missing {
+        ops,
+        text: format!("{}{more}", examples.join(", ")),
+        offsets: listed.iter().map(|&(offset, _)| offset).collect(),
+        values: listed
+            .iter()
+            .map(|&(_, value)| key.values[value].value.clone())
+            .collect(),
+    }
+}
+
 /// "offset 41 (value 17)", or "an unknown offset" when nothing placed it.
 pub(crate) fn at_position(key: &KeyFacts, position: Option<u32>) -> String {
     match position.and_then(|position| key.order.offset_at(position)) {

@@ -20,7 +20,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{committed_records, EXAMPLES_MAX};
+use super::{committed_records, describe_missing};
 use crate::analysis::{Analysis, ConsumerEvent, GroupEvent, GroupId, KeyId, Outcome};
 use crate::fxhash::FxHashMap;
 use crate::Anomaly;
@@ -208,40 +208,17 @@ fn report_gaps(
     if gaps.is_empty() {
         return;
     }
-    let mut ops = vec![commit_op];
-    let mut examples = Vec::new();
-    for &(offset, value) in gaps.iter().take(EXAMPLES_MAX) {
-        let facts = &key.values[value];
-        if let Some(send) = facts
-            .happened_send()
-            .and_then(|send| analysis.sends.get(send))
-        {
-            ops.push(analysis.send_ops[send.send_op].op());
-        }
-        examples.push(format!("value {} at offset {offset}", facts.value));
-    }
-    let more = match gaps.len().saturating_sub(EXAMPLES_MAX) {
-        0 => String::new(),
-        extra => format!(" and {extra} more"),
-    };
+    let missing = describe_missing(analysis, key, commit_op, &gaps);
     let detail = format!(
-        "group {} committed offset {highest} of {} (op {commit_op}), but {} record(s) below it were never returned to any member of the group by an ok poll: {}{more}. A committed offset says everything before it was consumed; a member taking over resumes there, so these records are never consumed (at-least-once broken).",
+        "group {} committed offset {highest} of {} (op {commit_op}), but {} record(s) below it were never returned to any member of the group by an ok poll: {}. A committed offset says everything before it was consumed; a member taking over resumes there, so these records are never consumed (at-least-once broken).",
         analysis.groups.name(group),
         key.name,
         gaps.len(),
-        examples.join(", "),
+        missing.text,
     );
-    let offsets = gaps
-        .iter()
-        .take(EXAMPLES_MAX)
-        .map(|&(offset, _)| offset)
-        .collect();
-    let values = gaps
-        .iter()
-        .take(EXAMPLES_MAX)
-        .map(|&(_, value)| key.values[value].value.clone())
-        .collect();
-    found.push(Anomaly::new(KIND, &key.name, detail, ops).at(offsets, values));
+    found.push(
+        Anomaly::new(KIND, &key.name, detail, missing.ops).at(missing.offsets, missing.values),
+    );
 }
 
 #[cfg(test)]

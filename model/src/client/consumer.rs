@@ -218,6 +218,18 @@ impl Consumer {
             self.meta.refresh(now, c, &mut self.rng, out);
         }
         self.poll = Some(poll);
+        self.complete_poll_if_answered(now, out);
+    }
+
+    /// Is `correlation` a request of the current poll? (It no longer waits for it.)
+    fn take_pending(&mut self, correlation: u64) -> bool {
+        self.poll
+            .as_mut()
+            .is_some_and(|poll| poll.pending.remove(&correlation).is_some())
+    }
+
+    /// The poll completes once every request it sent is answered.
+    fn complete_poll_if_answered(&mut self, now: SimTime, out: &mut Outbox) {
         if self.poll.as_ref().is_some_and(|p| p.pending.is_empty()) {
             self.complete_poll(now, out);
         }
@@ -241,9 +253,7 @@ impl Consumer {
                         poll.pending.remove(&c);
                     }
                 }
-                if poll.pending.is_empty() {
-                    self.complete_poll(now, out);
-                }
+                self.complete_poll_if_answered(now, out);
             }
             Message::MetadataResponse {
                 correlation,
@@ -256,10 +266,7 @@ impl Consumer {
                 partition,
                 result,
             } => {
-                let Some(poll) = self.poll.as_mut() else {
-                    return;
-                };
-                if poll.pending.remove(&correlation).is_none() {
+                if !self.take_pending(correlation) {
                     return;
                 }
                 let epoch = self.validating.remove(&correlation);
@@ -275,24 +282,16 @@ impl Consumer {
                     }
                     _ => self.meta.invalidate(partition),
                 }
-                if self.poll.as_ref().is_some_and(|p| p.pending.is_empty()) {
-                    self.complete_poll(now, out);
-                }
+                self.complete_poll_if_answered(now, out);
             }
             Message::FetchResponse {
                 correlation,
                 partition,
                 result,
             } => {
-                let Some(poll) = self.poll.as_mut() else {
-                    return;
-                };
-                if poll.pending.remove(&correlation).is_none() {
-                    return;
-                }
-                self.on_fetch_result(partition, result);
-                if self.poll.as_ref().is_some_and(|p| p.pending.is_empty()) {
-                    self.complete_poll(now, out);
+                if self.take_pending(correlation) {
+                    self.on_fetch_result(partition, result);
+                    self.complete_poll_if_answered(now, out);
                 }
             }
             _ => {}
