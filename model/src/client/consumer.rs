@@ -288,11 +288,9 @@ impl Consumer {
                 correlation,
                 partition,
                 result,
-            } => {
-                if self.take_pending(correlation) {
-                    self.on_fetch_result(partition, result);
-                    self.complete_poll_if_answered(now, out);
-                }
+            } if self.take_pending(correlation) => {
+                self.on_fetch_result(partition, result);
+                self.complete_poll_if_answered(now, out);
             }
             _ => {}
         }
