@@ -269,8 +269,18 @@ impl Monitors {
         }
     }
 
-    pub fn after_controller_event(&mut self, event: u64, controller: &Controller) {
+    /// Checks after an event handled by the controller: the leader is in the ISR, and
+    /// every ISR member — a member just added by an AlterPartition included — holds the
+    /// committed prefix (`StrongIsr`): the controller must never admit a replica that
+    /// could be elected without it.
+    pub fn after_controller_event(
+        &mut self,
+        event: u64,
+        controller: &Controller,
+        brokers: &[Broker],
+    ) {
         for (p, s) in controller.partitions.iter().enumerate() {
+            self.check_isr_completeness(event, p, brokers, controller);
             if let Some(l) = s.leader {
                 if !s.isr.contains(&l) {
                     let detail = format!(

@@ -634,7 +634,7 @@ impl World {
                     w.controller.handle_message(now, from, *msg, out)
                 });
                 self.monitors
-                    .after_controller_event(self.events, &self.controller);
+                    .after_controller_event(self.events, &self.controller, &self.brokers);
             }
             NodeId::Client(c) => self.client_message(c, from, *msg),
         }
@@ -692,7 +692,7 @@ impl World {
             NodeId::Controller => {
                 self.with_outbox(node, |w, out| w.controller.handle_timeout(now, timer, out));
                 self.monitors
-                    .after_controller_event(self.events, &self.controller);
+                    .after_controller_event(self.events, &self.controller, &self.brokers);
             }
             NodeId::Client(c) => {
                 let np = self.producers.len() as u32;
