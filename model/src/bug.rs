@@ -35,6 +35,9 @@ pub enum Bug {
     /// The consumer does not validate its position after a leader change, and after a
     /// truncation silently skips (before KIP-320's client side).
     ConsumerNoTruncationDetection,
+    /// Brokers apply metadata whatever its controller epoch or partition epochs: a
+    /// delayed, stale decision moves a broker back an epoch.
+    StaleController,
     /// Test-only: the simulator panics inside the run on some seeds, to prove that a
     /// panic is caught and reported per seed. Not listed by `--list-bugs`.
     InjectedPanic,
@@ -81,6 +84,12 @@ pub const ALL_BUGS: &[(Bug, &str, &str, &str)] = &[
         "consumer-no-truncation-detection",
         "KIP-320",
         "the consumer neither validates its position after a leader change nor knows when it was reset: after a truncation (unclean election) it silently skips or re-reads",
+    ),
+    (
+        Bug::StaleController,
+        "stale-controller",
+        "KIP-631",
+        "brokers accept leadership changes from an older controller epoch or with older partition epochs (stale metadata delivered late)",
     ),
     (
         Bug::SkipTruncateSameLeader,

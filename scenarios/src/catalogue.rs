@@ -395,13 +395,18 @@ fn chaos(config: &Config, phases: &Phases, draw: &mut dyn Draw) -> Vec<FaultEven
             "lossy-network" => {
                 let drop_per_million = draw.between(100, 20_000);
                 let duplicate_per_million = draw.between(0, 20_000);
-                drawn.push(format!("lossy network ({drop_per_million} ppm lost, {duplicate_per_million} ppm duplicated)"));
+                let reorder = draw.chance(1, 2);
+                drawn.push(format!(
+                    "lossy network ({drop_per_million} ppm lost, {duplicate_per_million} ppm duplicated{})",
+                    if reorder { ", reordered" } else { "" }
+                ));
                 let t = window(draw);
                 events.push(at(
                     t,
                     Fault::Degrade {
                         drop_per_million,
                         duplicate_per_million,
+                        reorder,
                     },
                 ));
                 events.push(at(t + draw.between(5_000, 30_000), Fault::HealNetwork));

@@ -57,10 +57,13 @@ pub enum Fault {
     /// own loss and duplication rates.
     HealNetwork,
     /// The network starts losing and duplicating messages at these rates (parts per
-    /// million) until the next `HealNetwork`.
+    /// million), and maybe reordering them, until the next `HealNetwork`.
     Degrade {
         drop_per_million: u64,
         duplicate_per_million: u64,
+        /// Messages of one link may overtake each other (no FIFO), as requests on
+        /// different connections do.
+        reorder: bool,
     },
     /// The active controller crashes; a standby of the quorum takes over after this
     /// many milliseconds (the Raft election), with the committed metadata.

@@ -137,6 +137,8 @@ pub fn exercising(bug: model::bug::Bug) -> &'static [&'static str] {
         Bug::HwTruncation | Bug::HwRegressOnFailover => &["broker-failure", "chaos"],
         Bug::IgnoreMinIsr => &["min-isr-unavailable", "chaos"],
         Bug::HwDivergence => &["power-outage"],
+        // Stale metadata needs a network that reorders (the swarm draws one).
+        Bug::StaleController => &["chaos"],
         Bug::ConsumerNoTruncationDetection => &["unclean-election"],
         Bug::UnfencedFetch | Bug::SkipTruncateSameLeader => &["network-partition"],
         Bug::LocalIsrShrink | Bug::ReadBeyondHw => &["network-partition", "chaos"],

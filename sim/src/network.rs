@@ -107,10 +107,11 @@ impl Network {
         }
     }
 
-    /// Lose and duplicate messages at these rates until `heal`.
-    pub fn degrade(&mut self, drop_per_million: u64, duplicate_per_million: u64) {
+    /// Lose, duplicate (and maybe reorder) messages until `heal`.
+    pub fn degrade(&mut self, drop_per_million: u64, duplicate_per_million: u64, reorder: bool) {
         self.config.drop_per_million = drop_per_million;
         self.config.duplicate_per_million = duplicate_per_million;
+        self.config.reorder = reorder;
     }
 
     pub fn set_slow(&mut self, node: NodeId, extra_ms: u64) {

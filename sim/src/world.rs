@@ -963,11 +963,13 @@ impl World {
             Fault::Degrade {
                 drop_per_million,
                 duplicate_per_million,
+                reorder,
             } => {
                 self.network
-                    .degrade(drop_per_million, duplicate_per_million);
+                    .degrade(drop_per_million, duplicate_per_million, reorder);
                 format!(
-                    "network degraded: {drop_per_million} ppm lost, {duplicate_per_million} ppm duplicated"
+                    "network degraded: {drop_per_million} ppm lost, {duplicate_per_million} ppm duplicated{}",
+                    if reorder { ", reordered" } else { "" }
                 )
             }
             Fault::Announce(text) => text,

@@ -113,6 +113,7 @@ fn every_listed_bug_is_accounted_for_here() {
         "epoch-lookup-no-lineage",
         "hw-divergence",
         "consumer-no-truncation-detection",
+        "stale-controller",
     ];
     for (name, _, _) in sim::run::bug_list() {
         assert!(
@@ -217,4 +218,11 @@ fn consumer_no_truncation_detection_is_caught_by_unclean_election() {
         0..10,
         &["nonmonotonic-poll", "poll-skip"],
     );
+}
+
+#[test]
+fn stale_controller_is_caught_by_chaos() {
+    // Brokers that take any metadata, whatever its controller or partition epoch, go
+    // back an epoch when a reordering network delivers an old decision late.
+    caught("chaos", "stale-controller", 0..60, &["epoch-regression"]);
 }

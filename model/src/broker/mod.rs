@@ -382,7 +382,7 @@ impl Broker {
     /// Metadata from an older controller epoch than one already heard from is stale: a
     /// deposed controller's in-flight decision (KRaft: the quorum epoch fences it).
     fn accept_controller(&mut self, controller_epoch: u32) -> bool {
-        if controller_epoch < self.controller_epoch_seen {
+        if controller_epoch < self.controller_epoch_seen && !self.bug(Bug::StaleController) {
             return false;
         }
         self.controller_epoch_seen = controller_epoch;
@@ -401,7 +401,12 @@ impl Broker {
             let Some(r) = self.replicas.get(s.partition.index()) else {
                 continue;
             };
-            let newer = r.state.as_ref().is_none_or(|old| s.newer_than(old));
+            let newer = match &r.state {
+                None => true,
+                // The historical bug: any state that differs is taken, stale or not.
+                Some(old) if self.config.has_bug(Bug::StaleController) => old != s,
+                Some(old) => s.newer_than(old),
+            };
             if newer {
                 self.apply_partition_state(now, s.clone(), out);
             }
