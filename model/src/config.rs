@@ -78,6 +78,9 @@ pub struct Config {
     /// Not a Kafka key: the period of the OS's dirty-page write-back (Linux's
     /// `vm.dirty_writeback_centisecs`/`dirty_expire_centisecs`, ~5-30 s).
     pub os_flush_interval_ms: u64,
+    /// `replica.fetch.max.bytes`: how much one follower fetch returns. Records have no
+    /// size here; each counts as [`RECORD_BYTES`].
+    pub replica_fetch_max_bytes: u64,
     /// `replica.high.watermark.checkpoint.interval.ms`.
     pub replica_high_watermark_checkpoint_interval_ms: u64,
     // --- producer ---
@@ -121,6 +124,7 @@ impl Default for Config {
             log_flush_interval_messages: None,
             os_flush_interval_ms: 5_000,
             replica_high_watermark_checkpoint_interval_ms: 5_000,
+            replica_fetch_max_bytes: 1_048_576,
             acks: Acks::All,
             enable_idempotence: true,
             idempotence_explicit: false,
@@ -137,6 +141,10 @@ impl Default for Config {
         }
     }
 }
+
+/// The size every record is taken to have, to turn byte limits into record counts
+/// (the workload's records are small integers; Kafka's limits are in bytes).
+pub const RECORD_BYTES: u64 = 1_024;
 
 /// The keys `--set` accepts, for the error message on an unknown one.
 pub const SETTABLE_KEYS: &[&str] = &[
@@ -160,6 +168,7 @@ pub const SETTABLE_KEYS: &[&str] = &[
     "delivery.timeout.ms",
     "fetch.max.wait.ms",
     "max.poll.records",
+    "replica.fetch.max.bytes",
 ];
 
 fn parse_u64(key: &str, value: &str) -> Result<u64, ConfigError> {
@@ -237,6 +246,7 @@ impl Config {
             "delivery.timeout.ms" => self.delivery_timeout_ms = parse_u64(key, value)?,
             "fetch.max.wait.ms" => self.fetch_max_wait_ms = parse_u64(key, value)?,
             "max.poll.records" => self.max_poll_records = parse_u32(key, value)?,
+            "replica.fetch.max.bytes" => self.replica_fetch_max_bytes = parse_u64(key, value)?,
             _ => {
                 return Err(ConfigError(format!(
                     "--set {key}: unknown config key (known: {})",
@@ -303,6 +313,12 @@ impl Config {
                 self.delivery_timeout_ms, self.request_timeout_ms
             ));
         }
+        if self.replica_fetch_max_bytes < RECORD_BYTES {
+            return err(format!(
+                "replica.fetch.max.bytes={} is smaller than one record ({RECORD_BYTES} bytes)",
+                self.replica_fetch_max_bytes
+            ));
+        }
         if self.max_poll_records == 0 || self.batch_size_records == 0 {
             return err("max.poll.records must be >= 1".to_string());
         }
@@ -325,6 +341,11 @@ impl Config {
 
     pub fn partition_ids(&self) -> impl Iterator<Item = PartitionId> {
         (0..self.partitions).map(PartitionId)
+    }
+
+    /// Records one follower fetch may return (`replica.fetch.max.bytes`).
+    pub fn replica_fetch_max_records(&self) -> u32 {
+        (self.replica_fetch_max_bytes / RECORD_BYTES).clamp(1, u64::from(u32::MAX)) as u32
     }
 
     pub fn has_bug(&self, bug: Bug) -> bool {

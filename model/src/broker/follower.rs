@@ -57,7 +57,7 @@ impl Broker {
         let correlation = self.next_correlation();
         let me = self.id;
         let unfenced = self.bug(Bug::UnfencedFetch);
-        let max_records = self.config.max_poll_records;
+        let max_records = self.config.replica_fetch_max_records();
         let r = &mut self.replicas[p.index()];
         let current_leader_epoch = if unfenced { None } else { r.leader_epoch() };
         let leo = r.log.log_end_offset();
