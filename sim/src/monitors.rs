@@ -170,7 +170,7 @@ impl Monitors {
                 let current = controller.partitions[p].leader == Some(b.id)
                     && controller.partitions[p].leader_epoch == epoch;
                 if current {
-                    self.check_committed(event, p, b, brokers);
+                    self.check_committed(event, p, b);
                 }
             }
             self.check_divergence(event, p, brokers);
@@ -180,7 +180,7 @@ impl Monitors {
 
     /// The leader's client-visible HW: it must never go back (`hw-regression`), and the
     /// leader must hold the committed prefix (else committed records were lost).
-    fn check_committed(&mut self, event: u64, p: usize, leader: &Broker, _brokers: &[Broker]) {
+    fn check_committed(&mut self, event: u64, p: usize, leader: &Broker) {
         let r = &leader.replicas[p];
         let Some(hw) = leader.exposed_high_watermark(model::types::PartitionId(p as u32)) else {
             return;

@@ -123,10 +123,6 @@ impl Network {
         self.slow.clear();
         self.config = self.baseline;
     }
-
-    pub fn has_partition(&self) -> bool {
-        !self.blocked.is_empty()
-    }
 }
 
 #[cfg(test)]

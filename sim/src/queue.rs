@@ -70,14 +70,6 @@ impl<E> EventQueue<E> {
         self.free.push(entry.slot);
         Some((entry.time, event))
     }
-
-    pub fn len(&self) -> usize {
-        self.heap.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.heap.is_empty()
-    }
 }
 
 impl<E> Default for EventQueue<E> {

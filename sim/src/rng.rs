@@ -11,7 +11,6 @@ pub enum Stream {
     Network = 1,
     Disk = 2,
     Faults = 3,
-    Workload = 4,
     /// Per-client streams start here (`Client + client index`).
     Client = 16,
 }

@@ -118,7 +118,6 @@ pub struct World {
     /// Per partition: the first NOT_ENOUGH_REPLICAS refusal since its last ack.
     refused_since: BTreeMap<PartitionId, SimTime>,
     pub finished: Option<Result<(), String>>,
-    producers_stopped: bool,
     /// The `injected-panic` test switch: panic at this event (on every third seed).
     injected_panic_at: Option<u64>,
 }
@@ -244,7 +243,6 @@ impl World {
             offline_since: BTreeMap::new(),
             refused_since: BTreeMap::new(),
             finished: None,
-            producers_stopped: false,
             injected_panic_at,
         }
     }
@@ -544,7 +542,6 @@ impl World {
             }
             Event::Heal => self.heal(),
             Event::StopProducers => {
-                self.producers_stopped = true;
                 for p in &mut self.producers {
                     p.stop();
                 }
@@ -1138,9 +1135,5 @@ impl World {
                 }
             })
             .collect()
-    }
-
-    pub fn producers_stopped(&self) -> bool {
-        self.producers_stopped
     }
 }

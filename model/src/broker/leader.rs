@@ -12,7 +12,6 @@ use crate::message::{
 use crate::outbox::{Note, Outbox, Timer};
 use crate::producer_state::{ProducerStateTable, SequenceCheck};
 use crate::types::{BrokerId, Epoch, NodeId, Offset, PartitionId, SimTime};
-use std::collections::BTreeMap;
 
 pub(super) struct FetchRequest {
     pub correlation: u64,
@@ -790,17 +789,5 @@ impl Broker {
                 result,
             },
         );
-    }
-
-    /// Followers' progress as the leader sees it (for monitors and tests).
-    pub fn follower_progress(&self, p: PartitionId) -> BTreeMap<BrokerId, Option<Offset>> {
-        match &self.replicas[p.index()].role {
-            Role::Leader(l) => l
-                .followers
-                .iter()
-                .map(|(b, f)| (*b, f.log_end_offset))
-                .collect(),
-            _ => BTreeMap::new(),
-        }
     }
 }

@@ -475,9 +475,4 @@ impl Broker {
     pub fn exposed_high_watermark(&self, p: PartitionId) -> Option<Offset> {
         self.replicas[p.index()].client_visible_high_watermark(self.bug(Bug::HwRegressOnFailover))
     }
-
-    /// Number of delayed produce requests (for tests and the report).
-    pub fn delayed_produce_count(&self) -> usize {
-        self.delayed_produces.len()
-    }
 }

@@ -122,10 +122,6 @@ impl Consumer {
         self.config.fetch_max_wait_ms + 1_000
     }
 
-    pub fn is_polling(&self) -> bool {
-        self.poll.is_some()
-    }
-
     pub fn handle_timeout(&mut self, now: SimTime, timer: Timer, out: &mut Outbox) {
         match timer {
             Timer::Workload => {
