@@ -340,8 +340,8 @@ fn chaos(config: &Config, phases: &Phases, draw: &mut dyn Draw) -> Vec<FaultEven
                         2 => (LinkSet::LeaderOf(p), LinkSet::Rest, true),
                         3 => (LinkSet::Rest, LinkSet::LeaderOf(p), true),
                         4 => (LinkSet::LeaderAndFollowerOf(p), LinkSet::Rest, false),
-                        // A bridge: the leader loses the controller and one follower;
-                        // the other follower still sees both sides.
+                        // The leader loses only the controller: its followers still
+                        // see both sides, a bridge between them.
                         _ => (
                             LinkSet::LeaderOf(p),
                             LinkSet::Nodes(vec![NodeId::Controller]),

@@ -181,20 +181,7 @@ fn one_run(command: &RunCommand) -> ExitCode {
         return usage_error(&problem);
     }
 
-    let mut summary = output::run_summary(&result, common, wall_ms);
-    if let Some(path) = &command.replay {
-        // A replayed plan is reproduced by its file, not by its seed.
-        summary = summary
-            .lines()
-            .map(|line| match line.starts_with("reproduce:") {
-                true => format!(
-                    "reproduce:    cargo run --release -p sim -- --replay {}\n",
-                    path.display()
-                ),
-                false => format!("{line}\n"),
-            })
-            .collect();
-    }
+    let summary = output::run_summary(&result, common, wall_ms, command.replay.as_deref());
     to_stderr(&summary);
     if common.json {
         to_stdout(&format!("{}\n", output::run_json(&result, wall_ms)));

@@ -357,7 +357,13 @@ pub fn one_line(text: &str) -> String {
 
 /// The human summary of one run (stderr). Ends with "OK" or "FAILED" and, on failure,
 /// the command that reproduces the run.
-pub fn run_summary(result: &RunResult, common: &Common, wall_ms: u64) -> String {
+/// `replay`: the run came from this replay file, which is then what reproduces it.
+pub fn run_summary(
+    result: &RunResult,
+    common: &Common,
+    wall_ms: u64,
+    replay: Option<&std::path::Path>,
+) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "scenario:     {}", result.scenario);
     let _ = writeln!(out, "seed:         {}", result.seed);
@@ -410,7 +416,10 @@ pub fn run_summary(result: &RunResult, common: &Common, wall_ms: u64) -> String 
             .anomalies
             .iter()
             .any(|anomaly| anomaly.kind == KIND_NONDETERMINISM);
-        let repro = repro_command(&result.scenario, result.seed, common, nondeterministic);
+        let repro = match replay {
+            Some(path) => format!("cargo run --release -p sim -- --replay {}", path.display()),
+            None => repro_command(&result.scenario, result.seed, common, nondeterministic),
+        };
         let _ = writeln!(out, "reproduce:    {repro}");
     }
     out
