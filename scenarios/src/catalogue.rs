@@ -71,7 +71,42 @@ fn config_allowances(config: &Config) -> Vec<Allowed> {
     v
 }
 
+/// KAFKA-7128's lagging high watermark: followers learn the HW one fetch round trip
+/// after the leader, so slow leader links leave them a HW that is seconds stale. The
+/// leader crashes (losing its unsynced tail) while the two followers cannot reach each
+/// other: the new leader's HW cannot advance (its only ISR follower does not fetch),
+/// and the old leader restarts with a log that reaches this stale HW but not every
+/// committed record. Only the rule "a follower rejoins the ISR at the start of the
+/// leader's epoch" keeps it out of the ISR.
+fn lagging_high_watermark(config: &Config, draw: &mut dyn Draw) -> Vec<FaultEvent> {
+    let p = random_partition(config, draw);
+    let slow = draw.between(3_000, 6_000);
+    let crash = slow + draw.between(3_000, 8_000);
+    let restart = crash + draw.between(300, 2_500);
+    let heal = crash + draw.between(8_000, 20_000);
+    vec![
+        at(
+            slow,
+            Fault::SlowLinks(Target::LeaderOf(p), draw.between(500, 2_000)),
+        ),
+        at(
+            crash,
+            Fault::Partition {
+                from: LinkSet::FollowerOf(p, 0),
+                to: LinkSet::FollowerOf(p, 1),
+                one_way: false,
+            },
+        ),
+        at(crash, Fault::Crash(Target::LeaderOf(p))),
+        at(restart, Fault::RestartAll),
+        at(heal, Fault::HealNetwork),
+    ]
+}
+
 fn broker_failure(config: &Config, _: &Phases, draw: &mut dyn Draw) -> Vec<FaultEvent> {
+    if draw.chance(1, 3) {
+        return lagging_high_watermark(config, draw);
+    }
     // One broker down at a time (RF 3, min ISR 2 tolerates one), leaders preferred; the
     // next crash waits for the restarted broker to rejoin the ISR.
     let mut events = Vec::new();
@@ -478,7 +513,7 @@ pub fn all() -> Vec<Scenario> {
     vec![
         Scenario {
             name: "broker-failure",
-            description: "random hard crashes and restarts of brokers, leaders included: failover from the ISR loses no acknowledged write",
+            description: "random hard crashes and restarts of brokers, leaders included, or a failover with lagging follower high watermarks (KAFKA-7128): failover from the ISR loses no acknowledged write",
             config: Config::default(),
             workload: Workload::default(),
             network: NetworkSpec::default(),
