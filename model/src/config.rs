@@ -100,6 +100,10 @@ pub struct Config {
     // --- consumer ---
     pub fetch_max_wait_ms: u64,
     pub max_poll_records: u32,
+    /// `isolation.level=read_committed`: read up to the last stable offset and skip
+    /// aborted transactions (KIP-98); `read_uncommitted` (Kafka's default) reads up to
+    /// the high watermark.
+    pub read_committed: bool,
     // --- reintroduced bugs ---
     pub bugs: BTreeSet<Bug>,
 }
@@ -137,6 +141,7 @@ impl Default for Config {
             metadata_max_age_ms: 300_000,
             fetch_max_wait_ms: 500,
             max_poll_records: 500,
+            read_committed: false,
             bugs: BTreeSet::new(),
         }
     }
@@ -169,6 +174,7 @@ pub const SETTABLE_KEYS: &[&str] = &[
     "fetch.max.wait.ms",
     "max.poll.records",
     "replica.fetch.max.bytes",
+    "isolation.level",
 ];
 
 fn parse_u64(key: &str, value: &str) -> Result<u64, ConfigError> {
@@ -247,6 +253,13 @@ impl Config {
             "fetch.max.wait.ms" => self.fetch_max_wait_ms = parse_u64(key, value)?,
             "max.poll.records" => self.max_poll_records = parse_u32(key, value)?,
             "replica.fetch.max.bytes" => self.replica_fetch_max_bytes = parse_u64(key, value)?,
+            "isolation.level" => self.read_committed = match value {
+                "read_committed" => true,
+                "read_uncommitted" => false,
+                _ => return Err(ConfigError(format!(
+                    "--set isolation.level={value}: expected read_committed or read_uncommitted"
+                ))),
+            },
             _ => {
                 return Err(ConfigError(format!(
                     "--set {key}: unknown config key (known: {})",

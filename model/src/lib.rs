@@ -14,4 +14,5 @@ pub mod message;
 pub mod outbox;
 pub mod producer_state;
 pub mod rng;
+pub mod txn_index;
 pub mod types;

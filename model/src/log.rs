@@ -2,7 +2,8 @@
 //! cache (KIP-101), a durability mark (what an fsync has made survive a crash), and a
 //! chained hash per offset so monitors can compare two replicas' prefixes in O(1).
 
-use crate::message::Record;
+use crate::message::{Control, Record};
+use crate::txn_index::TxnIndex;
 use crate::types::{Epoch, Offset};
 use std::collections::BTreeMap;
 
@@ -15,11 +16,18 @@ pub struct Log {
     epochs: BTreeMap<Epoch, Offset>,
     /// Records below this offset survive a crash.
     flushed: Offset,
+    /// Open and aborted transactions of these records.
+    txn_index: TxnIndex,
 }
 
 fn mix(prev: u64, r: &Record, offset: u64) -> u64 {
     let mut h = prev ^ 0x9E37_79B9_7F4A_7C15;
-    for x in [r.value, u64::from(r.epoch.0), offset] {
+    let control = match r.control {
+        None => 0,
+        Some(Control::Commit) => 1,
+        Some(Control::Abort) => 2,
+    };
+    for x in [r.value, u64::from(r.epoch.0), offset, control] {
         h = (h ^ x).wrapping_mul(0x0100_0000_01B3).rotate_left(29);
     }
     h
@@ -101,6 +109,7 @@ impl Log {
         }
         let prev = self.prefix_hash.last().copied().unwrap_or(0);
         self.prefix_hash.push(mix(prev, &record, offset.0));
+        self.txn_index.on_append(offset, &record);
         self.records.push(record);
         offset
     }
@@ -115,6 +124,7 @@ impl Log {
         self.records.truncate(to.index());
         self.prefix_hash.truncate(to.index());
         self.flushed = self.flushed.min(to);
+        self.txn_index = TxnIndex::rebuild(&self.records);
     }
 
     /// An fsync requested when the log ended at `upto` completed.
@@ -128,6 +138,7 @@ impl Log {
         let keep = self.flushed;
         self.records.truncate(keep.index());
         self.prefix_hash.truncate(keep.index());
+        self.txn_index = TxnIndex::rebuild(&self.records);
         self.epochs.clear();
         let mut last: Option<Epoch> = None;
         for (i, r) in self.records.iter().enumerate() {
@@ -141,6 +152,18 @@ impl Log {
     pub fn records(&self) -> &[Record] {
         &self.records
     }
+
+    pub fn txn_index(&self) -> &TxnIndex {
+        &self.txn_index
+    }
+
+    /// Kafka's last stable offset for a log whose high watermark is `hw`: below it
+    /// every transaction is decided (no open transaction starts below it).
+    pub fn last_stable_offset(&self, hw: Offset) -> Offset {
+        self.txn_index
+            .first_unstable_offset()
+            .map_or(hw, |first| first.min(hw))
+    }
 }
 
 #[cfg(test)]
@@ -152,6 +175,7 @@ mod tests {
             value,
             epoch: Epoch(epoch),
             producer: None,
+            control: None,
         }
     }
 

@@ -3,7 +3,8 @@
 //! error codes; fields are the ones each mechanism needs, not Kafka's full schemas.
 
 use crate::types::{
-    BrokerEpoch, BrokerId, Epoch, Offset, PartitionEpoch, PartitionId, ProducerId, Sequence, Value,
+    BrokerEpoch, BrokerId, Epoch, Offset, PartitionEpoch, PartitionId, ProducerEpoch, ProducerId,
+    Sequence, Value,
 };
 
 /// Kafka error codes, as data in responses.
@@ -23,6 +24,9 @@ pub enum ErrorCode {
     NotController,
     LeaderNotAvailable,
     UnknownProducerId,
+    /// A batch or marker of an older producer epoch than the partition has seen: a
+    /// zombie instance of a transactional producer (KIP-98 fencing).
+    InvalidProducerEpoch,
     /// Client-side: the connection broke with the request in flight.
     NetworkException,
 }
@@ -46,6 +50,7 @@ impl ErrorCode {
             ErrorCode::LeaderNotAvailable => "LEADER_NOT_AVAILABLE",
             ErrorCode::NetworkException => "NETWORK_EXCEPTION",
             ErrorCode::UnknownProducerId => "UNKNOWN_PRODUCER_ID",
+            ErrorCode::InvalidProducerEpoch => "INVALID_PRODUCER_EPOCH",
         }
     }
 }
@@ -54,7 +59,31 @@ impl ErrorCode {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ProducerStamp {
     pub producer_id: ProducerId,
+    /// Bumped by InitProducerId for a transactional id: an older epoch is a zombie.
+    pub producer_epoch: ProducerEpoch,
     pub base_sequence: Sequence,
+    /// The batch belongs to a transaction: invisible to `read_committed` consumers until
+    /// its commit marker, and skipped by them after an abort marker.
+    pub transactional: bool,
+}
+
+/// A control record (KIP-98 transaction marker), written by the partition leader when
+/// the transaction coordinator ends a transaction: it carries no user value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Control {
+    Commit,
+    Abort,
+}
+
+/// An aborted transaction's range in one partition's log: the producer's records in
+/// `first_offset..=last_offset` (`last_offset` is the abort marker) are to be skipped by
+/// `read_committed` consumers (Kafka's `.txnindex`, sent as `AbortedTransactions` in
+/// Fetch responses).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AbortedTxn {
+    pub producer_id: ProducerId,
+    pub first_offset: Offset,
+    pub last_offset: Offset,
 }
 
 /// One record as stored in a replica's log and shipped in fetch responses.
@@ -65,6 +94,16 @@ pub struct Record {
     pub epoch: Epoch,
     /// Idempotence stamp of the record's batch; `sequence` is the record's own.
     pub producer: Option<(ProducerStamp, Sequence)>,
+    /// A transaction marker (then `value` is 0 and `producer` names the transaction's
+    /// producer id and epoch).
+    pub control: Option<Control>,
+}
+
+impl Record {
+    /// A record of user data (not a control record).
+    pub fn is_data(&self) -> bool {
+        self.control.is_none()
+    }
 }
 
 /// The controller's view of one partition, as published in the metadata log.
@@ -152,6 +191,8 @@ pub enum Message {
         fetch_offset: Offset,
         current_leader_epoch: Option<Epoch>,
         max_records: u32,
+        /// `isolation.level=read_committed`: read up to the last stable offset.
+        read_committed: bool,
     },
     FetchResponse {
         correlation: u64,
@@ -197,6 +238,21 @@ pub enum Message {
         correlation: u64,
         results: Vec<ProduceResult>,
     },
+    // ---- transactions (KIP-98) ----
+    /// From a transaction coordinator to a partition leader: append a commit or abort
+    /// marker for the producer's transaction to each partition (as `acks=all`).
+    WriteTxnMarkers {
+        correlation: u64,
+        producer_id: ProducerId,
+        producer_epoch: ProducerEpoch,
+        control: Control,
+        partitions: Vec<PartitionId>,
+    },
+    WriteTxnMarkersResponse {
+        correlation: u64,
+        producer_id: ProducerId,
+        results: Vec<ProduceResult>,
+    },
 }
 
 /// The records and high watermark of a successful fetch.
@@ -210,6 +266,11 @@ pub struct FetchData {
     /// offset of its own epoch and so does not know the true HW (clients then wait).
     pub high_watermark: Option<Offset>,
     pub log_end_offset: Offset,
+    /// The last stable offset (below it, every transaction is decided); `None` when
+    /// the high watermark is withheld.
+    pub last_stable_offset: Option<Offset>,
+    /// For a `read_committed` fetch: the aborted transactions overlapping `records`.
+    pub aborted: Vec<AbortedTxn>,
 }
 
 impl Message {
@@ -221,6 +282,7 @@ impl Message {
                 | Message::OffsetsForLeaderEpoch { .. }
                 | Message::MetadataRequest { .. }
                 | Message::Produce { .. }
+                | Message::WriteTxnMarkers { .. }
         )
     }
 
@@ -242,6 +304,8 @@ impl Message {
             Message::MetadataResponse { .. } => "MetadataResponse",
             Message::Produce { .. } => "Produce",
             Message::ProduceResponse { .. } => "ProduceResponse",
+            Message::WriteTxnMarkers { .. } => "WriteTxnMarkers",
+            Message::WriteTxnMarkersResponse { .. } => "WriteTxnMarkersResponse",
         }
     }
 }

@@ -3,7 +3,7 @@
 //! of being appended twice, and a gap in sequences is refused.
 
 use crate::message::Record;
-use crate::types::{Offset, ProducerId, Sequence};
+use crate::types::{Offset, ProducerEpoch, ProducerId, Sequence};
 use std::collections::{BTreeMap, VecDeque};
 
 /// Kafka keeps the metadata of the last 5 batches per producer
@@ -29,19 +29,35 @@ pub enum SequenceCheck {
     },
     /// A gap or an old batch outside the window.
     OutOfOrder,
+    /// An older producer epoch than the partition has seen: a fenced zombie.
+    Fenced,
     /// The producer id is unknown and the batch does not start a sequence: the log
     /// lost this producer's state (KIP-360's UNKNOWN_PRODUCER_ID).
     UnknownProducer,
 }
 
+/// One producer id's state: its current epoch and the window of its last batches
+/// (of that epoch).
+#[derive(Clone, Debug, Default)]
+struct ProducerEntry {
+    epoch: ProducerEpoch,
+    batches: VecDeque<BatchMeta>,
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct ProducerStateTable {
-    producers: BTreeMap<ProducerId, VecDeque<BatchMeta>>,
+    producers: BTreeMap<ProducerId, ProducerEntry>,
 }
 
 impl ProducerStateTable {
-    pub fn check(&self, producer: ProducerId, base: Sequence, count: u32) -> SequenceCheck {
-        let Some(batches) = self.producers.get(&producer) else {
+    pub fn check(
+        &self,
+        producer: ProducerId,
+        epoch: ProducerEpoch,
+        base: Sequence,
+        count: u32,
+    ) -> SequenceCheck {
+        let Some(entry) = self.producers.get(&producer) else {
             // A producer the log has never seen must start at sequence 0.
             return if base == 0 {
                 SequenceCheck::Append
@@ -49,6 +65,19 @@ impl ProducerStateTable {
                 SequenceCheck::UnknownProducer
             };
         };
+        if epoch < entry.epoch {
+            return SequenceCheck::Fenced;
+        }
+        // A new epoch (or an epoch with no batch yet, after a marker bumped it) starts
+        // its sequences again at 0.
+        if epoch > entry.epoch || entry.batches.is_empty() {
+            return if base == 0 {
+                SequenceCheck::Append
+            } else {
+                SequenceCheck::OutOfOrder
+            };
+        }
+        let batches = &entry.batches;
         let last = count.saturating_sub(1) + base;
         if let Some(b) = batches.iter().find(|b| b.base_sequence == base) {
             if b.last_sequence == last {
@@ -68,11 +97,19 @@ impl ProducerStateTable {
     pub fn record_batch(
         &mut self,
         producer: ProducerId,
+        epoch: ProducerEpoch,
         base: Sequence,
         count: u32,
         base_offset: Offset,
     ) {
-        let batches = self.producers.entry(producer).or_default();
+        let entry = self.producers.entry(producer).or_default();
+        if epoch > entry.epoch {
+            *entry = ProducerEntry {
+                epoch,
+                batches: VecDeque::new(),
+            };
+        }
+        let batches = &mut entry.batches;
         batches.push_back(BatchMeta {
             base_sequence: base,
             last_sequence: base + count.saturating_sub(1),
@@ -81,6 +118,24 @@ impl ProducerStateTable {
         while batches.len() > BATCHES_TO_RETAIN {
             batches.pop_front();
         }
+    }
+
+    /// A transaction marker of `epoch` was appended: the producer's epoch is at least
+    /// that now (a coordinator that fenced a zombie wrote its abort with a bumped epoch,
+    /// KIP-890 part 2), and a later batch of a newer epoch starts at sequence 0.
+    pub fn record_marker(&mut self, producer: ProducerId, epoch: ProducerEpoch) {
+        let entry = self.producers.entry(producer).or_default();
+        if epoch > entry.epoch {
+            *entry = ProducerEntry {
+                epoch,
+                batches: VecDeque::new(),
+            };
+        }
+    }
+
+    /// The producer's current epoch, if the log has seen it.
+    pub fn epoch(&self, producer: ProducerId) -> Option<ProducerEpoch> {
+        self.producers.get(&producer).map(|e| e.epoch)
     }
 
     /// Rebuild from a log (on becoming leader, after truncation or restart), as Kafka
@@ -93,15 +148,22 @@ impl ProducerStateTable {
                 i += 1;
                 continue;
             };
+            if records[i].control.is_some() {
+                table.record_marker(stamp.producer_id, stamp.producer_epoch);
+                i += 1;
+                continue;
+            }
             let mut j = i + 1;
             while j < records.len()
                 && records[j].producer.is_some_and(|(s, _)| s == stamp)
+                && records[j].control.is_none()
                 && records[j].epoch == records[i].epoch
             {
                 j += 1;
             }
             table.record_batch(
                 stamp.producer_id,
+                stamp.producer_epoch,
                 stamp.base_sequence,
                 (j - i) as u32,
                 Offset(i as u64),
@@ -116,22 +178,27 @@ impl ProducerStateTable {
 mod tests {
     use super::*;
 
+    const E0: ProducerEpoch = ProducerEpoch(0);
+
     #[test]
     fn retry_is_a_duplicate_and_gap_is_refused() {
         let p = ProducerId(1);
         let mut t = ProducerStateTable::default();
-        assert_eq!(t.check(p, 0, 2), SequenceCheck::Append);
-        t.record_batch(p, 0, 2, Offset(10));
+        assert_eq!(t.check(p, E0, 0, 2), SequenceCheck::Append);
+        t.record_batch(p, E0, 0, 2, Offset(10));
         assert_eq!(
-            t.check(p, 0, 2),
+            t.check(p, E0, 0, 2),
             SequenceCheck::Duplicate {
                 base_offset: Offset(10),
                 end_offset: Offset(12)
             }
         );
-        assert_eq!(t.check(p, 3, 1), SequenceCheck::OutOfOrder);
-        assert_eq!(t.check(p, 2, 1), SequenceCheck::Append);
-        assert_eq!(t.check(ProducerId(2), 4, 1), SequenceCheck::UnknownProducer);
+        assert_eq!(t.check(p, E0, 3, 1), SequenceCheck::OutOfOrder);
+        assert_eq!(t.check(p, E0, 2, 1), SequenceCheck::Append);
+        assert_eq!(
+            t.check(ProducerId(2), E0, 4, 1),
+            SequenceCheck::UnknownProducer
+        );
     }
 
     #[test]
@@ -139,13 +206,35 @@ mod tests {
         let p = ProducerId(1);
         let mut t = ProducerStateTable::default();
         for i in 0..7 {
-            t.record_batch(p, i, 1, Offset(u64::from(i)));
+            t.record_batch(p, E0, i, 1, Offset(u64::from(i)));
         }
         assert_eq!(
-            t.check(p, 1, 1),
+            t.check(p, E0, 1, 1),
             SequenceCheck::OutOfOrder,
             "evicted from the window"
         );
-        assert!(matches!(t.check(p, 2, 1), SequenceCheck::Duplicate { .. }));
+        assert!(matches!(
+            t.check(p, E0, 2, 1),
+            SequenceCheck::Duplicate { .. }
+        ));
+    }
+
+    #[test]
+    fn an_older_epoch_is_fenced_and_a_newer_one_restarts_at_zero() {
+        let p = ProducerId(1);
+        let mut t = ProducerStateTable::default();
+        t.record_batch(p, ProducerEpoch(3), 0, 2, Offset(0));
+        assert_eq!(t.check(p, ProducerEpoch(2), 2, 1), SequenceCheck::Fenced);
+        assert_eq!(
+            t.check(p, ProducerEpoch(4), 2, 1),
+            SequenceCheck::OutOfOrder
+        );
+        assert_eq!(t.check(p, ProducerEpoch(4), 0, 1), SequenceCheck::Append);
+        // A marker of a bumped epoch (the coordinator fenced the old instance): the
+        // old instance's next batch is refused, the new one starts at 0.
+        t.record_marker(p, ProducerEpoch(5));
+        assert_eq!(t.check(p, ProducerEpoch(3), 2, 1), SequenceCheck::Fenced);
+        assert_eq!(t.check(p, ProducerEpoch(5), 0, 1), SequenceCheck::Append);
+        assert_eq!(t.epoch(p), Some(ProducerEpoch(5)));
     }
 }

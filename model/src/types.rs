@@ -145,6 +145,11 @@ impl PartitionId {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ProducerId(pub u64);
 
+/// A producer id's epoch (KIP-98): InitProducerId for a `transactional.id` bumps it,
+/// fencing every older instance.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ProducerEpoch(pub u16);
+
 /// Sequence number of a record from one producer to one partition (KIP-98).
 pub type Sequence = u32;
 

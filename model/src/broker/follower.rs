@@ -79,6 +79,7 @@ impl Broker {
                 fetch_offset: leo,
                 current_leader_epoch,
                 max_records,
+                read_committed: false,
             },
         };
         out.send(NodeId::Broker(f.leader), msg);

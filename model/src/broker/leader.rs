@@ -6,12 +6,14 @@ use super::replica::{FollowerProgress, LeaderState, PendingIsr, Role};
 use super::Broker;
 use crate::bug::Bug;
 use crate::message::{
-    ErrorCode, FetchData, Message, PartitionState, ProduceBatch, ProduceResult, ProducerStamp,
-    Record,
+    Control, ErrorCode, FetchData, Message, PartitionState, ProduceBatch, ProduceResult,
+    ProducerStamp, Record,
 };
 use crate::outbox::{Note, Outbox, Timer};
 use crate::producer_state::{ProducerStateTable, SequenceCheck};
-use crate::types::{BrokerId, Epoch, NodeId, Offset, PartitionId, SimTime};
+use crate::types::{
+    BrokerId, Epoch, NodeId, Offset, PartitionId, ProducerEpoch, ProducerId, SimTime,
+};
 
 pub(super) struct FetchRequest {
     pub correlation: u64,
@@ -20,14 +22,26 @@ pub(super) struct FetchRequest {
     pub fetch_offset: Offset,
     pub current_leader_epoch: Option<Epoch>,
     pub max_records: u32,
+    pub read_committed: bool,
 }
 
-/// A produce waiting for its records to reach the high watermark (Kafka's
-/// `DelayedProduce`).
+/// What a delayed append answers when it completes.
+#[derive(Clone, Copy, Debug)]
+enum Reply {
+    Produce,
+    /// WriteTxnMarkers from a transaction coordinator (markers are written as acks=all).
+    TxnMarkers {
+        producer_id: ProducerId,
+    },
+}
+
+/// A produce (or a transaction-marker write) waiting for its records to reach the high
+/// watermark (Kafka's `DelayedProduce`).
 #[derive(Clone, Debug)]
 pub struct DelayedProduce {
     client: NodeId,
     correlation: u64,
+    reply: Reply,
     deadline: SimTime,
     /// Per partition: the offset the HW must reach, or the final result.
     parts: Vec<PendingPart>,
@@ -67,6 +81,7 @@ struct FetchRequestOwned {
     partition: PartitionId,
     fetch_offset: Offset,
     max_records: u32,
+    read_committed: bool,
 }
 
 /// KIP-320 fencing of a request's leader epoch against ours.
@@ -262,6 +277,7 @@ impl Broker {
             partition: p,
             fetch_offset: req.fetch_offset,
             max_records: req.max_records,
+            read_committed: req.read_committed,
         };
         if !self.try_answer_fetch(from, &owned, false, out) {
             let id = self.next_correlation();
@@ -307,10 +323,13 @@ impl Broker {
             return true;
         };
         let visible_hw = r.client_visible_high_watermark(self.bug(Bug::HwRegressOnFailover));
-        // Replicas read up to the LEO; consumers (read_uncommitted) up to the HW.
+        let lso = visible_hw.map(|hw| r.log.last_stable_offset(hw));
+        // Replicas read up to the LEO; consumers up to the HW (read_uncommitted) or the
+        // last stable offset (read_committed, KIP-98).
         let end = match req.replica {
             Some(_) => r.log.log_end_offset(),
             None if self.bug(Bug::ReadBeyondHw) => r.log.log_end_offset(),
+            None if req.read_committed => lso.unwrap_or(Offset::ZERO),
             None => visible_hw.unwrap_or(Offset::ZERO),
         };
         let available = end.0.saturating_sub(req.fetch_offset.0);
@@ -322,6 +341,13 @@ impl Broker {
             Vec::new()
         } else {
             r.log.read(req.fetch_offset, n).to_vec()
+        };
+        let aborted = if req.read_committed && req.replica.is_none() {
+            r.log
+                .txn_index()
+                .aborted_overlapping(req.fetch_offset, Offset(req.fetch_offset.0 + n as u64))
+        } else {
+            Vec::new()
         };
         out.send(
             client,
@@ -338,6 +364,8 @@ impl Broker {
                         None
                     }),
                     log_end_offset: r.log.log_end_offset(),
+                    last_stable_offset: lso,
+                    aborted,
                 }),
             },
         );
@@ -604,15 +632,119 @@ impl Broker {
             DelayedProduce {
                 client,
                 correlation,
+                reply: Reply::Produce,
                 deadline: now.plus_ms(self.config.request_timeout_ms),
                 parts,
             },
         );
+        self.await_replication(id, out);
+    }
+
+    /// Complete the delayed append `id` now if it can be, or arm the time-out.
+    fn await_replication(&mut self, id: u64, out: &mut Outbox) {
         self.complete_delayed_produce(id, out);
         if self.delayed_produces.contains_key(&id) && !self.produce_timer_armed {
             self.produce_timer_armed = true;
             out.timer_ms(self.config.request_timeout_ms, Timer::ProduceTimeouts);
         }
+    }
+
+    /// WriteTxnMarkers (KIP-98): append a commit or abort marker for the producer's
+    /// transaction to each partition we lead, then answer once the markers are
+    /// committed (the coordinator completes the transaction only then). A marker of an
+    /// older producer epoch than the partition has seen is refused.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn on_write_txn_markers(
+        &mut self,
+        now: SimTime,
+        coordinator: NodeId,
+        correlation: u64,
+        producer_id: ProducerId,
+        producer_epoch: ProducerEpoch,
+        control: Control,
+        partitions: Vec<PartitionId>,
+        out: &mut Outbox,
+    ) {
+        let mut parts = Vec::with_capacity(partitions.len());
+        for p in partitions {
+            let appended = self.append_marker(p, producer_id, producer_epoch, control);
+            let epoch = self
+                .replicas
+                .get(p.index())
+                .and_then(|r| r.leader_epoch())
+                .unwrap_or_default();
+            parts.push(match appended {
+                Ok(offset) => PendingPart {
+                    partition: p,
+                    epoch,
+                    required_end: Offset(offset.0 + 1),
+                    result: Ok(offset),
+                    done: false,
+                },
+                Err(e) => PendingPart {
+                    partition: p,
+                    epoch,
+                    required_end: Offset::ZERO,
+                    result: Err(e),
+                    done: true,
+                },
+            });
+            if p.index() < self.replicas.len() {
+                self.maybe_flush_by_count(p);
+                self.wake_parked_fetches(p, true, out);
+                self.maybe_advance_high_watermark(now, p, out);
+            }
+        }
+        let id = self.next_correlation();
+        self.delayed_produces.insert(
+            id,
+            DelayedProduce {
+                client: coordinator,
+                correlation,
+                reply: Reply::TxnMarkers { producer_id },
+                deadline: now.plus_ms(self.config.request_timeout_ms),
+                parts,
+            },
+        );
+        self.await_replication(id, out);
+    }
+
+    fn append_marker(
+        &mut self,
+        p: PartitionId,
+        producer_id: ProducerId,
+        producer_epoch: ProducerEpoch,
+        control: Control,
+    ) -> Result<Offset, ErrorCode> {
+        let r = self
+            .replicas
+            .get_mut(p.index())
+            .ok_or(ErrorCode::NotLeaderOrFollower)?;
+        let epoch = r.leader_epoch().ok_or(ErrorCode::NotLeaderOrFollower)?;
+        let Role::Leader(l) = &mut r.role else {
+            return Err(ErrorCode::NotLeaderOrFollower);
+        };
+        if l.producer_state
+            .epoch(producer_id)
+            .is_some_and(|e| e > producer_epoch)
+        {
+            return Err(ErrorCode::InvalidProducerEpoch);
+        }
+        l.producer_state.record_marker(producer_id, producer_epoch);
+        Ok(r.log.append(Record {
+            value: 0,
+            epoch,
+            producer: Some((
+                ProducerStamp {
+                    producer_id,
+                    producer_epoch,
+                    base_sequence: 0,
+                    transactional: true,
+                },
+                0,
+            )),
+            control: Some(control),
+        }))
     }
 
     /// Append one batch as leader; returns (base offset, end offset) to wait for.
@@ -637,10 +769,12 @@ impl Broker {
         }
         let count = batch.values.len() as u32;
         if let Some(stamp) = batch.producer {
-            match l
-                .producer_state
-                .check(stamp.producer_id, stamp.base_sequence, count)
-            {
+            match l.producer_state.check(
+                stamp.producer_id,
+                stamp.producer_epoch,
+                stamp.base_sequence,
+                count,
+            ) {
                 SequenceCheck::Append => {}
                 SequenceCheck::Duplicate {
                     base_offset,
@@ -648,6 +782,7 @@ impl Broker {
                 } => return Ok((base_offset, end_offset)),
                 SequenceCheck::OutOfOrder => return Err(ErrorCode::OutOfOrderSequenceNumber),
                 SequenceCheck::UnknownProducer => return Err(ErrorCode::UnknownProducerId),
+                SequenceCheck::Fenced => return Err(ErrorCode::InvalidProducerEpoch),
             }
         }
         let base = r.log.log_end_offset();
@@ -658,11 +793,17 @@ impl Broker {
                 producer: batch
                     .producer
                     .map(|s: ProducerStamp| (s, s.base_sequence + i as u32)),
+                control: None,
             });
         }
         if let (Some(stamp), Role::Leader(l)) = (batch.producer, &mut r.role) {
-            l.producer_state
-                .record_batch(stamp.producer_id, stamp.base_sequence, count, base);
+            l.producer_state.record_batch(
+                stamp.producer_id,
+                stamp.producer_epoch,
+                stamp.base_sequence,
+                count,
+                base,
+            );
         }
         Ok((base, r.log.log_end_offset()))
     }
@@ -722,13 +863,19 @@ impl Broker {
                 result: part.result,
             })
             .collect();
-        out.send(
-            d.client,
-            Message::ProduceResponse {
-                correlation: d.correlation,
+        let correlation = d.correlation;
+        let response = match d.reply {
+            Reply::Produce => Message::ProduceResponse {
+                correlation,
                 results,
             },
-        );
+            Reply::TxnMarkers { producer_id } => Message::WriteTxnMarkersResponse {
+                correlation,
+                producer_id,
+                results,
+            },
+        };
+        out.send(d.client, response);
     }
 
     /// Expire every delayed produce past its deadline (REQUEST_TIMED_OUT), then re-arm

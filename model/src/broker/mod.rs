@@ -224,6 +224,7 @@ impl Broker {
                 fetch_offset,
                 current_leader_epoch,
                 max_records,
+                read_committed,
             } => self.on_fetch(
                 now,
                 from,
@@ -234,7 +235,24 @@ impl Broker {
                     fetch_offset,
                     current_leader_epoch,
                     max_records,
+                    read_committed,
                 },
+                out,
+            ),
+            Message::WriteTxnMarkers {
+                correlation,
+                producer_id,
+                producer_epoch,
+                control,
+                partitions,
+            } => self.on_write_txn_markers(
+                now,
+                from,
+                correlation,
+                producer_id,
+                producer_epoch,
+                control,
+                partitions,
                 out,
             ),
             Message::FetchResponse {

@@ -4,7 +4,7 @@
 use super::replica::{FollowerPhase, Role};
 use super::Broker;
 use crate::config::Config;
-use crate::message::{Message, PartitionState, ProduceBatch, Record};
+use crate::message::{FetchData, Message, PartitionState, ProduceBatch, Record};
 use crate::outbox::Outbox;
 use crate::types::{
     BrokerEpoch, BrokerId, Epoch, NodeId, Offset, PartitionEpoch, PartitionId, SimTime,
@@ -69,6 +69,7 @@ fn record(value: u64, epoch: u32) -> Record {
         value,
         epoch: Epoch(epoch),
         producer: None,
+        control: None,
     }
 }
 
@@ -164,6 +165,7 @@ fn high_watermark_waits_for_a_replica_whose_isr_addition_is_pending() {
         fetch_offset: Offset(offset),
         current_leader_epoch: Some(Epoch(1)),
         max_records: 100,
+        read_committed: false,
     };
     let produce = |values: Vec<u64>| Message::Produce {
         correlation: 1,
@@ -245,6 +247,7 @@ fn fetch_with_a_stale_leader_epoch_is_fenced() {
             fetch_offset: Offset(0),
             current_leader_epoch: Some(Epoch(1)),
             max_records: 10,
+            read_committed: false,
         },
         &mut out,
     );
@@ -298,4 +301,120 @@ fn an_unregistered_incarnation_takes_no_role_from_metadata() {
     b.start(SimTime::ZERO, BrokerEpoch(2), &mut Outbox::default());
     publish(&mut b, state(0, 1, &[0, 1, 2], 1), &mut Outbox::default());
     assert!(matches!(b.replicas[0].role, Role::Offline));
+}
+
+/// A consumer fetch of partition `P` from offset 0; returns the records and the LSO.
+fn consumer_fetch(leader: &mut Broker, read_committed: bool) -> FetchData {
+    let mut out = Outbox::default();
+    leader.handle_message(
+        SimTime::ZERO,
+        NodeId::Client(crate::types::ClientId(0)),
+        Message::Fetch {
+            correlation: 7,
+            replica: None,
+            partition: P,
+            fetch_offset: Offset(0),
+            current_leader_epoch: Some(Epoch(1)),
+            max_records: 100,
+            read_committed,
+        },
+        &mut out,
+    );
+    // Nothing to return parks the fetch until fetch.max.wait.ms.
+    leader.handle_timeout(
+        SimTime::from_ms(10_000),
+        crate::outbox::Timer::FetchWaits,
+        &mut out,
+    );
+    out.messages
+        .into_iter()
+        .find_map(|(_, m)| match m {
+            Message::FetchResponse { result: Ok(d), .. } => Some(d),
+            _ => None,
+        })
+        .expect("answered with data or after the wait")
+}
+
+#[test]
+fn read_committed_stops_at_the_open_transaction_and_learns_of_aborts() {
+    use crate::message::{Control, ProducerStamp};
+    use crate::types::{ProducerEpoch, ProducerId};
+    // A one-replica ISR (min.insync.replicas=1): the HW follows the LEO at once.
+    let mut leader = started(Broker::new(
+        BrokerId(0),
+        &Config {
+            min_insync_replicas: 1,
+            ..config()
+        },
+    ));
+    let mut out = Outbox::default();
+    publish(&mut leader, state(0, 1, &[0], 1), &mut out);
+    let txn = |epoch: u16, seq: u32| ProduceBatch {
+        partition: P,
+        producer: Some(ProducerStamp {
+            producer_id: ProducerId(5),
+            producer_epoch: ProducerEpoch(epoch),
+            base_sequence: seq,
+            transactional: true,
+        }),
+        values: vec![10 + u64::from(seq), 11 + u64::from(seq)],
+    };
+    let produce = |batch: ProduceBatch| Message::Produce {
+        correlation: 1,
+        acks_all: false,
+        acks_none: false,
+        batches: vec![batch],
+    };
+    let client = NodeId::Client(crate::types::ClientId(0));
+    leader.handle_message(SimTime::ZERO, client, produce(txn(0, 0)), &mut out);
+    assert_eq!(leader.replicas[0].high_watermark, Offset(2));
+    let uncommitted = consumer_fetch(&mut leader, false);
+    assert_eq!(
+        uncommitted.records.len(),
+        2,
+        "read_uncommitted reads to the HW"
+    );
+    assert_eq!(uncommitted.last_stable_offset, Some(Offset(0)));
+    let committed = consumer_fetch(&mut leader, true);
+    assert!(
+        committed.records.is_empty(),
+        "read_committed stops at the LSO"
+    );
+
+    // The coordinator aborts with a bumped epoch (the old instance is fenced).
+    out.messages.clear();
+    leader.handle_message(
+        SimTime::ZERO,
+        NodeId::Broker(BrokerId(1)),
+        Message::WriteTxnMarkers {
+            correlation: 3,
+            producer_id: ProducerId(5),
+            producer_epoch: ProducerEpoch(1),
+            control: Control::Abort,
+            partitions: vec![P],
+        },
+        &mut out,
+    );
+    assert!(out.messages.iter().any(|(_, m)| matches!(
+        m,
+        Message::WriteTxnMarkersResponse { results, .. } if results[0].result == Ok(Offset(2))
+    )));
+    let after = consumer_fetch(&mut leader, true);
+    assert_eq!(after.records.len(), 3, "two aborted records and the marker");
+    assert_eq!(after.last_stable_offset, Some(Offset(3)));
+    assert_eq!(after.aborted.len(), 1);
+    assert_eq!(
+        (after.aborted[0].first_offset, after.aborted[0].last_offset),
+        (Offset(0), Offset(2))
+    );
+
+    // The zombie's next batch (old epoch) is refused.
+    out.messages.clear();
+    leader.handle_message(SimTime::ZERO, client, produce(txn(0, 2)), &mut out);
+    assert!(out.messages.iter().any(|(_, m)| matches!(
+        m,
+        Message::ProduceResponse { results, .. }
+            if results[0].result == Err(crate::message::ErrorCode::InvalidProducerEpoch)
+    )));
+    assert_eq!(leader.replicas[0].log.log_end_offset(), Offset(3));
 }

@@ -15,7 +15,7 @@
 use super::metadata::MetadataCache;
 use crate::config::Config;
 use crate::history::{HistoryEvent, MicroOp, OpKind, Outcome};
-use crate::message::{ErrorCode, FetchData, Message};
+use crate::message::{AbortedTxn, ErrorCode, FetchData, Message, Record};
 use crate::outbox::{Outbox, Timer};
 use crate::rng::ModelRng;
 use crate::types::{ClientId, Epoch, NodeId, Offset, PartitionId, SimTime, Value};
@@ -206,6 +206,7 @@ impl Consumer {
                     fetch_offset: self.positions[&p],
                     current_leader_epoch: Some(epoch),
                     max_records: self.config.max_poll_records,
+                    read_committed: self.config.read_committed,
                 },
             );
         }
@@ -307,7 +308,12 @@ impl Consumer {
                     .entry(p)
                     .or_default();
                 for (i, r) in data.records.iter().enumerate() {
-                    reads.push((Offset(position.0 + i as u64), r.value));
+                    let offset = Offset(position.0 + i as u64);
+                    // Control records never reach the application; a read_committed
+                    // consumer also drops the records of aborted transactions.
+                    if r.is_data() && !in_aborted_txn(&data.aborted, offset, r) {
+                        reads.push((offset, r.value));
+                    }
                 }
                 if let Some(last) = data.records.last() {
                     self.last_fetched_epoch.insert(p, last.epoch);
@@ -349,5 +355,65 @@ impl Consumer {
         if self.poll.is_some() {
             self.complete_poll(SimTime::ZERO, out);
         }
+    }
+}
+
+/// Is the record at `offset` part of one of the `aborted` transactions?
+fn in_aborted_txn(aborted: &[AbortedTxn], offset: Offset, r: &Record) -> bool {
+    let Some((stamp, _)) = r.producer.filter(|(s, _)| s.transactional) else {
+        return false;
+    };
+    aborted.iter().any(|a| {
+        a.producer_id == stamp.producer_id && a.first_offset <= offset && offset <= a.last_offset
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::ProducerStamp;
+    use crate::types::{Epoch, ProducerEpoch, ProducerId};
+
+    fn rec(pid: u64, transactional: bool) -> Record {
+        Record {
+            value: 1,
+            epoch: Epoch(1),
+            producer: Some((
+                ProducerStamp {
+                    producer_id: ProducerId(pid),
+                    producer_epoch: ProducerEpoch(0),
+                    base_sequence: 0,
+                    transactional,
+                },
+                0,
+            )),
+            control: None,
+        }
+    }
+
+    #[test]
+    fn only_the_aborted_producers_records_in_its_range_are_dropped() {
+        let aborted = [AbortedTxn {
+            producer_id: ProducerId(3),
+            first_offset: Offset(4),
+            last_offset: Offset(9),
+        }];
+        assert!(in_aborted_txn(&aborted, Offset(5), &rec(3, true)));
+        assert!(
+            !in_aborted_txn(&aborted, Offset(5), &rec(4, true)),
+            "other producer"
+        );
+        assert!(
+            !in_aborted_txn(&aborted, Offset(10), &rec(3, true)),
+            "after the marker"
+        );
+        assert!(
+            !in_aborted_txn(&aborted, Offset(3), &rec(3, true)),
+            "before the txn"
+        );
+        assert!(
+            !in_aborted_txn(&aborted, Offset(5), &rec(3, false)),
+            "not transactional"
+        );
     }
 }

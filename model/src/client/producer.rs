@@ -20,7 +20,8 @@ use crate::message::{ErrorCode, Message, ProduceBatch, ProducerStamp};
 use crate::outbox::{Outbox, Timer};
 use crate::rng::ModelRng;
 use crate::types::{
-    BrokerId, ClientId, NodeId, Offset, PartitionId, ProducerId, Sequence, SimTime, Value,
+    BrokerId, ClientId, NodeId, Offset, PartitionId, ProducerEpoch, ProducerId, Sequence, SimTime,
+    Value,
 };
 use std::collections::{BTreeMap, VecDeque};
 
@@ -586,7 +587,9 @@ impl Producer {
                 let q = &mut self.queues[p.index()];
                 let s = ProducerStamp {
                     producer_id: producer_id(self.id, q.epoch),
+                    producer_epoch: ProducerEpoch::default(),
                     base_sequence: q.next_sequence,
+                    transactional: false,
                 };
                 q.next_sequence += b.records.len() as u32;
                 Some(s)
