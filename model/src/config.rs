@@ -3,7 +3,7 @@
 //! (e.g. `min.insync.replicas` above the replication factor) before a run starts.
 
 use crate::bug::Bug;
-use crate::types::{BrokerId, PartitionId};
+use crate::types::{BrokerId, PartitionId, PartitionSet, TxnId};
 use std::collections::BTreeSet;
 use std::fmt;
 
@@ -61,6 +61,14 @@ pub struct Config {
     pub topic: String,
     pub partitions: u32,
     pub replication_factor: u32,
+    /// Partitions of the output topic `processed-orders` of consume-transform-produce
+    /// (0: the topic does not exist).
+    pub output_partitions: u32,
+    /// `transaction.state.log.num.partitions` (Kafka: 50; 0 here means the cluster runs
+    /// no transactions and the topic does not exist). Its replication factor and min ISR
+    /// are the cluster's (`transaction.state.log.replication.factor=3`,
+    /// `transaction.state.log.min.isr=2` by default in Kafka, as here).
+    pub transaction_state_partitions: u32,
     // --- broker ---
     pub min_insync_replicas: u32,
     pub unclean_leader_election_enable: bool,
@@ -104,6 +112,9 @@ pub struct Config {
     /// aborted transactions (KIP-98); `read_uncommitted` (Kafka's default) reads up to
     /// the high watermark.
     pub read_committed: bool,
+    // --- transactions ---
+    /// `transaction.timeout.ms`: the coordinator aborts a transaction open longer.
+    pub transaction_timeout_ms: u64,
     // --- reintroduced bugs ---
     pub bugs: BTreeSet<Bug>,
 }
@@ -116,6 +127,8 @@ impl Default for Config {
             brokers: 3,
             topic: "orders".to_string(),
             partitions: 6,
+            output_partitions: 0,
+            transaction_state_partitions: 0,
             replication_factor: 3,
             min_insync_replicas: 2,
             unclean_leader_election_enable: false,
@@ -142,6 +155,7 @@ impl Default for Config {
             fetch_max_wait_ms: 500,
             max_poll_records: 500,
             read_committed: false,
+            transaction_timeout_ms: 60_000,
             bugs: BTreeSet::new(),
         }
     }
@@ -150,6 +164,12 @@ impl Default for Config {
 /// The size every record is taken to have, to turn byte limits into record counts
 /// (the workload's records are small integers; Kafka's limits are in bytes).
 pub const RECORD_BYTES: u64 = 1_024;
+
+/// The output topic of consume-transform-produce (the payments example of the guide).
+pub const OUTPUT_TOPIC: &str = "processed-orders";
+
+/// Kafka's internal topic holding the transaction coordinators' state.
+pub const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";
 
 /// The keys `--set` accepts, for the error message on an unknown one.
 pub const SETTABLE_KEYS: &[&str] = &[
@@ -175,6 +195,7 @@ pub const SETTABLE_KEYS: &[&str] = &[
     "max.poll.records",
     "replica.fetch.max.bytes",
     "isolation.level",
+    "transaction.timeout.ms",
 ];
 
 fn parse_u64(key: &str, value: &str) -> Result<u64, ConfigError> {
@@ -276,6 +297,13 @@ impl Config {
         if self.brokers == 0 || self.brokers > 64 {
             return err(format!("brokers={} must be between 1 and 64", self.brokers));
         }
+        if self.transaction_state_partitions > 0 && self.total_partitions() > PartitionSet::MAX {
+            return err(format!(
+                "a cluster with transactions has at most {} partitions in all (it has {})",
+                PartitionSet::MAX,
+                self.total_partitions()
+            ));
+        }
         if self.partitions == 0 || self.partitions > 4096 {
             return err(format!(
                 "partitions={} must be between 1 and 4096",
@@ -338,22 +366,61 @@ impl Config {
         Ok(())
     }
 
-    /// The partition table: `partitions` partitions of one topic, replicas assigned
-    /// round-robin as Kafka's default assignment does (partition p starts at broker p mod n).
+    /// The partition table: the `partitions` partitions of the input topic, then those
+    /// of `processed-orders` and `__transaction_state` when they exist; replicas
+    /// assigned round-robin as Kafka's default assignment does (the n-th partition of
+    /// the table starts at broker n mod brokers).
     pub fn partition_table(&self) -> Vec<PartitionSpec> {
-        (0..self.partitions)
-            .map(|p| PartitionSpec {
-                topic: self.topic.clone(),
-                partition: p,
-                replicas: (0..self.replication_factor)
-                    .map(|r| BrokerId((p + r) % self.brokers))
-                    .collect(),
-            })
-            .collect()
+        let topics = [
+            (self.topic.as_str(), self.partitions),
+            (OUTPUT_TOPIC, self.output_partitions),
+            (TRANSACTION_STATE_TOPIC, self.transaction_state_partitions),
+        ];
+        let mut table = Vec::new();
+        for (topic, count) in topics {
+            for partition in 0..count {
+                let n = table.len() as u32;
+                table.push(PartitionSpec {
+                    topic: topic.to_string(),
+                    partition,
+                    replicas: (0..self.replication_factor)
+                        .map(|r| BrokerId((n + r) % self.brokers))
+                        .collect(),
+                });
+            }
+        }
+        table
+    }
+
+    /// Every partition of the table (input, output and internal topics).
+    pub fn total_partitions(&self) -> u32 {
+        self.partitions + self.output_partitions + self.transaction_state_partitions
     }
 
     pub fn partition_ids(&self) -> impl Iterator<Item = PartitionId> {
-        (0..self.partitions).map(PartitionId)
+        (0..self.total_partitions()).map(PartitionId)
+    }
+
+    /// The `processed-orders` partition with index `n`.
+    pub fn output_partition(&self, n: u32) -> PartitionId {
+        debug_assert!(n < self.output_partitions);
+        PartitionId(self.partitions + n)
+    }
+
+    /// The `__transaction_state` partition whose leader coordinates `id` (Kafka:
+    /// `abs(transactionalId.hashCode) % transaction.state.log.num.partitions`).
+    pub fn transaction_state_partition(&self, id: TxnId) -> PartitionId {
+        debug_assert!(self.transaction_state_partitions > 0);
+        let n = crate::client::partition_for_key(
+            id.0.to_string().as_bytes(),
+            self.transaction_state_partitions,
+        );
+        PartitionId(self.partitions + self.output_partitions + n)
+    }
+
+    /// Is `p` a partition of `__transaction_state`?
+    pub fn is_transaction_state(&self, p: PartitionId) -> bool {
+        p.0 >= self.partitions + self.output_partitions && p.0 < self.total_partitions()
     }
 
     /// Records one follower fetch may return (`replica.fetch.max.bytes`).

@@ -176,6 +176,7 @@ mod tests {
             epoch: Epoch(epoch),
             producer: None,
             control: None,
+            txn_state: None,
         }
     }
 

@@ -3,8 +3,8 @@
 //! error codes; fields are the ones each mechanism needs, not Kafka's full schemas.
 
 use crate::types::{
-    BrokerEpoch, BrokerId, Epoch, Offset, PartitionEpoch, PartitionId, ProducerEpoch, ProducerId,
-    Sequence, Value,
+    BrokerEpoch, BrokerId, Epoch, Offset, PartitionEpoch, PartitionId, PartitionSet, ProducerEpoch,
+    ProducerId, Sequence, SimTime, TxnId, Value,
 };
 
 /// Kafka error codes, as data in responses.
@@ -27,6 +27,12 @@ pub enum ErrorCode {
     /// A batch or marker of an older producer epoch than the partition has seen: a
     /// zombie instance of a transactional producer (KIP-98 fencing).
     InvalidProducerEpoch,
+    /// Transaction coordinator errors (KIP-98).
+    NotCoordinator,
+    CoordinatorNotAvailable,
+    ConcurrentTransactions,
+    ProducerFenced,
+    InvalidTxnState,
     /// Client-side: the connection broke with the request in flight.
     NetworkException,
 }
@@ -51,6 +57,11 @@ impl ErrorCode {
             ErrorCode::NetworkException => "NETWORK_EXCEPTION",
             ErrorCode::UnknownProducerId => "UNKNOWN_PRODUCER_ID",
             ErrorCode::InvalidProducerEpoch => "INVALID_PRODUCER_EPOCH",
+            ErrorCode::NotCoordinator => "NOT_COORDINATOR",
+            ErrorCode::CoordinatorNotAvailable => "COORDINATOR_NOT_AVAILABLE",
+            ErrorCode::ConcurrentTransactions => "CONCURRENT_TRANSACTIONS",
+            ErrorCode::ProducerFenced => "PRODUCER_FENCED",
+            ErrorCode::InvalidTxnState => "INVALID_TXN_STATE",
         }
     }
 }
@@ -97,6 +108,40 @@ pub struct Record {
     /// A transaction marker (then `value` is 0 and `producer` names the transaction's
     /// producer id and epoch).
     pub control: Option<Control>,
+    /// An entry of the transaction log (`__transaction_state` partitions only).
+    pub txn_state: Option<TxnLogEntry>,
+}
+
+/// The states of a transaction at its coordinator (Kafka's `TransactionState`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TxnStatus {
+    Empty,
+    Ongoing,
+    PrepareCommit,
+    PrepareAbort,
+    CompleteCommit,
+    CompleteAbort,
+}
+
+impl TxnStatus {
+    /// A decision is being written out as markers: no new request may start.
+    pub fn is_preparing(self) -> bool {
+        matches!(self, TxnStatus::PrepareCommit | TxnStatus::PrepareAbort)
+    }
+}
+
+/// One record of `__transaction_state` (Kafka's `TransactionLogValue`): the whole
+/// state of one transactional id; the latest entry wins.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TxnLogEntry {
+    pub transactional_id: TxnId,
+    pub producer_id: ProducerId,
+    pub producer_epoch: ProducerEpoch,
+    pub status: TxnStatus,
+    pub partitions: PartitionSet,
+    /// When the ongoing transaction started (for `transaction.timeout.ms`).
+    pub started_at: SimTime,
+    pub timeout_ms: u64,
 }
 
 impl Record {
@@ -253,6 +298,38 @@ pub enum Message {
         producer_id: ProducerId,
         results: Vec<ProduceResult>,
     },
+    /// To the coordinator of `transactional_id`: fence older instances (bump the epoch,
+    /// abort their open transaction) and get the producer id and epoch.
+    InitProducerId {
+        correlation: u64,
+        transactional_id: TxnId,
+        transaction_timeout_ms: u64,
+    },
+    InitProducerIdResponse {
+        correlation: u64,
+        result: Result<(ProducerId, ProducerEpoch), ErrorCode>,
+    },
+    /// Register partitions in the transaction before producing to them.
+    AddPartitionsToTxn {
+        correlation: u64,
+        transactional_id: TxnId,
+        producer_id: ProducerId,
+        producer_epoch: ProducerEpoch,
+        partitions: PartitionSet,
+    },
+    /// Commit (`commit`) or abort the transaction.
+    EndTxn {
+        correlation: u64,
+        transactional_id: TxnId,
+        producer_id: ProducerId,
+        producer_epoch: ProducerEpoch,
+        commit: bool,
+    },
+    /// The answer to AddPartitionsToTxn and EndTxn.
+    TxnResponse {
+        correlation: u64,
+        result: Result<(), ErrorCode>,
+    },
 }
 
 /// The records and high watermark of a successful fetch.
@@ -283,6 +360,9 @@ impl Message {
                 | Message::MetadataRequest { .. }
                 | Message::Produce { .. }
                 | Message::WriteTxnMarkers { .. }
+                | Message::InitProducerId { .. }
+                | Message::AddPartitionsToTxn { .. }
+                | Message::EndTxn { .. }
         )
     }
 
@@ -306,6 +386,11 @@ impl Message {
             Message::ProduceResponse { .. } => "ProduceResponse",
             Message::WriteTxnMarkers { .. } => "WriteTxnMarkers",
             Message::WriteTxnMarkersResponse { .. } => "WriteTxnMarkersResponse",
+            Message::InitProducerId { .. } => "InitProducerId",
+            Message::InitProducerIdResponse { .. } => "InitProducerIdResponse",
+            Message::AddPartitionsToTxn { .. } => "AddPartitionsToTxn",
+            Message::EndTxn { .. } => "EndTxn",
+            Message::TxnResponse { .. } => "TxnResponse",
         }
     }
 }

@@ -96,6 +96,7 @@ mod tests {
                 0,
             )),
             control,
+            txn_state: None,
         }
     }
 

@@ -150,6 +150,53 @@ pub struct ProducerId(pub u64);
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ProducerEpoch(pub u16);
 
+/// A `transactional.id` (an application instance's stable name across restarts).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TxnId(pub u32);
+
+/// A set of partitions of the partition table (at most 64 partitions: the simulated
+/// clusters are small). Used where Kafka stores a list of topic-partitions, in the
+/// transaction log entries, so that a record stays a small `Copy` value.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PartitionSet(pub u64);
+
+impl PartitionSet {
+    pub const MAX: u32 = 64;
+
+    pub fn insert(&mut self, p: PartitionId) {
+        debug_assert!(p.0 < Self::MAX);
+        self.0 |= 1 << p.0;
+    }
+
+    pub fn contains(self, p: PartitionId) -> bool {
+        p.0 < Self::MAX && self.0 & (1 << p.0) != 0
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    pub fn union(self, other: PartitionSet) -> PartitionSet {
+        PartitionSet(self.0 | other.0)
+    }
+
+    pub fn iter(self) -> impl Iterator<Item = PartitionId> {
+        (0..Self::MAX)
+            .filter(move |&i| self.0 & (1 << i) != 0)
+            .map(PartitionId)
+    }
+}
+
+impl FromIterator<PartitionId> for PartitionSet {
+    fn from_iter<I: IntoIterator<Item = PartitionId>>(iter: I) -> PartitionSet {
+        let mut set = PartitionSet::default();
+        for p in iter {
+            set.insert(p);
+        }
+        set
+    }
+}
+
 /// Sequence number of a record from one producer to one partition (KIP-98).
 pub type Sequence = u32;
 

@@ -744,6 +744,7 @@ impl Broker {
                 0,
             )),
             control: Some(control),
+            txn_state: None,
         }))
     }
 
@@ -794,6 +795,7 @@ impl Broker {
                     .producer
                     .map(|s: ProducerStamp| (s, s.base_sequence + i as u32)),
                 control: None,
+                txn_state: None,
             });
         }
         if let (Some(stamp), Role::Leader(l)) = (batch.producer, &mut r.role) {

@@ -70,6 +70,7 @@ fn record(value: u64, epoch: u32) -> Record {
         epoch: Epoch(epoch),
         producer: None,
         control: None,
+        txn_state: None,
     }
 }
 

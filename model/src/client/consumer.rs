@@ -68,7 +68,7 @@ impl Consumer {
             rng: ModelRng::new(seed),
             process,
             poll_interval_ms,
-            meta: MetadataCache::new(config.partitions, config.brokers),
+            meta: MetadataCache::new(config.total_partitions(), config.brokers),
             positions: assigned.iter().map(|&p| (p, Offset::ZERO)).collect(),
             last_fetched_epoch: BTreeMap::new(),
             validated_epoch: BTreeMap::new(),
@@ -388,6 +388,7 @@ mod tests {
                 0,
             )),
             control: None,
+            txn_state: None,
         }
     }
 

@@ -146,7 +146,7 @@ impl Producer {
         Producer {
             id,
             config: config.clone(),
-            meta: MetadataCache::new(config.partitions, config.brokers),
+            meta: MetadataCache::new(config.total_partitions(), config.brokers),
             queues: (0..config.partitions)
                 .map(|_| PartitionQueue {
                     epoch: 0,
