@@ -274,13 +274,17 @@ impl Config {
             "fetch.max.wait.ms" => self.fetch_max_wait_ms = parse_u64(key, value)?,
             "max.poll.records" => self.max_poll_records = parse_u32(key, value)?,
             "replica.fetch.max.bytes" => self.replica_fetch_max_bytes = parse_u64(key, value)?,
-            "isolation.level" => self.read_committed = match value {
-                "read_committed" => true,
-                "read_uncommitted" => false,
-                _ => return Err(ConfigError(format!(
+            "isolation.level" => {
+                self.read_committed = match value {
+                    "read_committed" => true,
+                    "read_uncommitted" => false,
+                    _ => {
+                        return Err(ConfigError(format!(
                     "--set isolation.level={value}: expected read_committed or read_uncommitted"
-                ))),
-            },
+                )))
+                    }
+                }
+            }
             _ => {
                 return Err(ConfigError(format!(
                     "--set {key}: unknown config key (known: {})",

@@ -30,6 +30,8 @@ pub enum Timer {
     /// Broker (leader): answer parked fetches whose wait is over (`fetch.max.wait.ms`,
     /// `replica.fetch.wait.max.ms`); one timer armed for the earliest.
     FetchWaits,
+    /// Broker (transaction coordinator): abort timed-out transactions, resend markers.
+    TxnTick,
     /// Controller: look for brokers whose session expired.
     SessionCheck,
     /// Client: workload tick (next send / next poll).

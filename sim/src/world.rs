@@ -195,7 +195,7 @@ impl World {
         for j in 0..workload.consumers {
             let assigned: Vec<PartitionId> = config
                 .partition_ids()
-                .filter(|p| p.0 % workload.consumers == j)
+                .filter(|&p| !config.is_transaction_state(p) && p.0 % workload.consumers == j)
                 .collect();
             let process = u64::from(workload.producers * workload.producer_threads + j);
             consumers.push(Consumer::new(

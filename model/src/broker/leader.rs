@@ -33,6 +33,11 @@ enum Reply {
     TxnMarkers {
         producer_id: ProducerId,
     },
+    /// The broker's own append to an internal topic (the transaction log): completes
+    /// inside the broker.
+    Internal {
+        write: u64,
+    },
 }
 
 /// A produce (or a transaction-marker write) waiting for its records to reach the high
@@ -127,6 +132,9 @@ impl Broker {
         }));
         self.fail_parked_fetches(p, out);
         self.maybe_advance_high_watermark(now, p, out);
+        if self.config.is_transaction_state(p) {
+            self.load_transactions(now, p, out);
+        }
     }
 
     /// The controller published a new ISR (same leader epoch): drop a matching pending
@@ -147,6 +155,9 @@ impl Broker {
 
     /// Fail everything waiting on our leadership of `p` (we lost it).
     pub(super) fn fail_leader_requests(&mut self, p: PartitionId, out: &mut Outbox) {
+        if self.config.is_transaction_state(p) {
+            self.unload_transactions(p);
+        }
         let ids: Vec<u64> = self.delayed_produces.keys().copied().collect();
         for id in ids {
             let done = {
@@ -641,7 +652,7 @@ impl Broker {
     }
 
     /// Complete the delayed append `id` now if it can be, or arm the time-out.
-    fn await_replication(&mut self, id: u64, out: &mut Outbox) {
+    pub(super) fn await_replication(&mut self, id: u64, out: &mut Outbox) {
         self.complete_delayed_produce(id, out);
         if self.delayed_produces.contains_key(&id) && !self.produce_timer_armed {
             self.produce_timer_armed = true;
@@ -707,6 +718,62 @@ impl Broker {
             },
         );
         self.await_replication(id, out);
+    }
+
+    /// Append one record to an internal partition we lead, as acks=all (refused below
+    /// `min.insync.replicas`); returns the id of the delayed append, whose completion
+    /// lands in the transaction coordinator.
+    pub(super) fn append_internal(
+        &mut self,
+        now: SimTime,
+        p: PartitionId,
+        mut record: Record,
+        out: &mut Outbox,
+    ) -> u64 {
+        let min_isr = self.config.min_insync_replicas as usize;
+        let r = &mut self.replicas[p.index()];
+        let appended = match (r.leader_epoch(), r.is_leader()) {
+            (Some(epoch), true) if r.isr().len() >= min_isr => {
+                record.epoch = epoch;
+                Ok(r.log.append(record))
+            }
+            (_, true) => Err(ErrorCode::NotEnoughReplicas),
+            _ => Err(ErrorCode::NotLeaderOrFollower),
+        };
+        let epoch = r.leader_epoch().unwrap_or_default();
+        let id = self.next_correlation();
+        let part = match appended {
+            Ok(offset) => PendingPart {
+                partition: p,
+                epoch,
+                required_end: Offset(offset.0 + 1),
+                result: Ok(offset),
+                done: false,
+            },
+            Err(e) => PendingPart {
+                partition: p,
+                epoch,
+                required_end: Offset::ZERO,
+                result: Err(e),
+                done: true,
+            },
+        };
+        if appended.is_ok() {
+            self.maybe_flush_by_count(p);
+            self.wake_parked_fetches(p, true, out);
+            self.maybe_advance_high_watermark(now, p, out);
+        }
+        self.delayed_produces.insert(
+            id,
+            DelayedProduce {
+                client: NodeId::Broker(self.id),
+                correlation: id,
+                reply: Reply::Internal { write: id },
+                deadline: now.plus_ms(self.config.request_timeout_ms),
+                parts: vec![part],
+            },
+        );
+        id
     }
 
     fn append_marker(
@@ -876,6 +943,13 @@ impl Broker {
                 producer_id,
                 results,
             },
+            Reply::Internal { write } => {
+                let result = results
+                    .first()
+                    .map_or(Err(ErrorCode::NotLeaderOrFollower), |r| r.result);
+                self.txn.completed.push((write, result));
+                return;
+            }
         };
         out.send(d.client, response);
     }

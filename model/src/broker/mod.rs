@@ -11,6 +11,7 @@ mod leader;
 pub mod replica;
 #[cfg(test)]
 mod tests;
+mod txn_coordinator;
 
 use crate::bug::Bug;
 use crate::config::Config;
@@ -21,6 +22,7 @@ use replica::{Replica, Role};
 use std::collections::BTreeMap;
 
 pub use leader::{DelayedProduce, ParkedFetch};
+pub use txn_coordinator::{producer_id_of, TxnCoordinator};
 
 /// How long a controlled shutdown waits for the controller before stopping anyway
 /// (Kafka: `controlled.shutdown.max.retries` x `controlled.shutdown.retry.backoff.ms`
@@ -51,6 +53,8 @@ pub struct Broker {
     shutdown_ready: bool,
     /// Is this incarnation running (false between crash and restart).
     pub running: bool,
+    /// The transaction coordinator of the `__transaction_state` partitions we lead.
+    txn: TxnCoordinator,
 }
 
 impl Broker {
@@ -72,6 +76,7 @@ impl Broker {
             shutdown_requested: None,
             shutdown_ready: false,
             running: false,
+            txn: TxnCoordinator::default(),
         }
     }
 
@@ -137,6 +142,7 @@ impl Broker {
         self.fetch_wait_armed = None;
         self.shutdown_requested = None;
         self.shutdown_ready = false;
+        self.txn = TxnCoordinator::default();
         for r in &mut self.replicas {
             r.log.crash();
             r.state = None;
@@ -301,9 +307,59 @@ impl Broker {
                 acks_none,
                 batches,
             } => self.on_produce(now, from, correlation, acks_all, acks_none, batches, out),
+            Message::WriteTxnMarkersResponse {
+                correlation,
+                results,
+                ..
+            } => self.on_write_txn_markers_response(now, correlation, results, out),
+            Message::InitProducerId {
+                correlation,
+                transactional_id,
+                transaction_timeout_ms,
+            } => self.on_init_producer_id(
+                now,
+                from,
+                correlation,
+                transactional_id,
+                transaction_timeout_ms,
+                out,
+            ),
+            Message::AddPartitionsToTxn {
+                correlation,
+                transactional_id,
+                producer_id,
+                producer_epoch,
+                partitions,
+            } => self.on_add_partitions_to_txn(
+                now,
+                from,
+                correlation,
+                transactional_id,
+                producer_id,
+                producer_epoch,
+                partitions,
+                out,
+            ),
+            Message::EndTxn {
+                correlation,
+                transactional_id,
+                producer_id,
+                producer_epoch,
+                commit,
+            } => self.on_end_txn(
+                now,
+                from,
+                correlation,
+                transactional_id,
+                producer_id,
+                producer_epoch,
+                commit,
+                out,
+            ),
             // Requests meant for the controller or clients are ignored.
             _ => {}
         }
+        self.drain_txn_log_completions(now, out);
         self.check_invariants();
     }
 
@@ -350,8 +406,10 @@ impl Broker {
             Timer::ReplicaTimeout(p) => self.on_replica_timeout(now, p, out),
             Timer::ProduceTimeouts => self.on_produce_timeouts(now, out),
             Timer::FetchWaits => self.on_fetch_waits(now, out),
+            Timer::TxnTick => self.on_txn_tick(now, out),
             _ => {}
         }
+        self.drain_txn_log_completions(now, out);
         self.check_invariants();
     }
 

@@ -419,3 +419,210 @@ fn read_committed_stops_at_the_open_transaction_and_learns_of_aborts() {
     )));
     assert_eq!(leader.replicas[0].log.log_end_offset(), Offset(3));
 }
+
+/// A broker leading partition 0 (data) and partition 1 (`__transaction_state`), each
+/// with an ISR of itself and `min.insync.replicas=1`, so appends commit at once.
+fn transaction_broker() -> Broker {
+    let config = Config {
+        partitions: 1,
+        transaction_state_partitions: 1,
+        min_insync_replicas: 1,
+        ..config()
+    };
+    let mut b = started(Broker::new(BrokerId(0), &config));
+    let mut out = Outbox::default();
+    for p in [0, 1] {
+        publish(
+            &mut b,
+            PartitionState {
+                partition: PartitionId(p),
+                ..state(0, 1, &[0], 1)
+            },
+            &mut out,
+        );
+    }
+    b
+}
+
+/// Hand `msg` to `b` from a client, then loop the broker's messages to itself (the
+/// coordinator's WriteTxnMarkers to the partition leader, which is itself) until quiet;
+/// returns what went to the client.
+fn txn_request(b: &mut Broker, msg: Message) -> Vec<Message> {
+    let client = NodeId::Client(crate::types::ClientId(9));
+    let mut out = Outbox::default();
+    b.handle_message(SimTime::from_ms(1), client, msg, &mut out);
+    let mut to_client = Vec::new();
+    while !out.messages.is_empty() {
+        let mut next = Outbox::default();
+        for (dest, m) in std::mem::take(&mut out.messages) {
+            if dest == client {
+                to_client.push(m);
+            } else if dest == NodeId::Broker(b.id) {
+                b.handle_message(SimTime::from_ms(1), NodeId::Broker(b.id), m, &mut next);
+            }
+        }
+        out = next;
+    }
+    to_client
+}
+
+#[test]
+fn a_transaction_commits_through_the_log_and_a_new_instance_fences_the_old() {
+    use crate::message::{Control, ErrorCode, ProducerStamp, TxnStatus};
+    use crate::types::{PartitionSet, ProducerEpoch, TxnId};
+    let mut b = transaction_broker();
+    let id = TxnId(4);
+    let init = |c| Message::InitProducerId {
+        correlation: c,
+        transactional_id: id,
+        transaction_timeout_ms: 60_000,
+    };
+    let Message::InitProducerIdResponse {
+        result: Ok((pid, epoch)),
+        ..
+    } = txn_request(&mut b, init(1)).remove(0)
+    else {
+        panic!("InitProducerId answered")
+    };
+    assert_eq!(epoch, ProducerEpoch(0));
+    let add = |epoch| Message::AddPartitionsToTxn {
+        correlation: 2,
+        transactional_id: id,
+        producer_id: pid,
+        producer_epoch: epoch,
+        partitions: [P].into_iter().collect::<PartitionSet>(),
+    };
+    assert!(matches!(
+        txn_request(&mut b, add(epoch))[..],
+        [Message::TxnResponse { result: Ok(()), .. }]
+    ));
+    let produce = |epoch, seq| Message::Produce {
+        correlation: 3,
+        acks_all: true,
+        acks_none: false,
+        batches: vec![ProduceBatch {
+            partition: P,
+            producer: Some(ProducerStamp {
+                producer_id: pid,
+                producer_epoch: epoch,
+                base_sequence: seq,
+                transactional: true,
+            }),
+            values: vec![100 + u64::from(seq)],
+        }],
+    };
+    txn_request(&mut b, produce(epoch, 0));
+    assert_eq!(b.replicas[0].log.last_stable_offset(Offset(1)), Offset(0));
+    let end = |epoch, commit| Message::EndTxn {
+        correlation: 4,
+        transactional_id: id,
+        producer_id: pid,
+        producer_epoch: epoch,
+        commit,
+    };
+    assert!(matches!(
+        txn_request(&mut b, end(epoch, true))[..],
+        [Message::TxnResponse { result: Ok(()), .. }]
+    ));
+    let log = &b.replicas[0].log;
+    assert_eq!(log.log_end_offset(), Offset(2), "record and commit marker");
+    assert_eq!(
+        log.record(Offset(1)).unwrap().control,
+        Some(Control::Commit)
+    );
+    assert_eq!(log.last_stable_offset(Offset(2)), Offset(2));
+    assert_eq!(b.txn_state(id).unwrap().status, TxnStatus::CompleteCommit);
+
+    // A second transaction is left open; a new instance (InitProducerId) aborts it
+    // under a bumped epoch, and is told to retry until the abort completed.
+    txn_request(&mut b, add(epoch));
+    txn_request(&mut b, produce(epoch, 1));
+    assert!(matches!(
+        txn_request(&mut b, init(5))[..],
+        [Message::InitProducerIdResponse {
+            result: Err(ErrorCode::ConcurrentTransactions),
+            ..
+        }]
+    ));
+    assert_eq!(b.txn_state(id).unwrap().status, TxnStatus::CompleteAbort);
+    let Message::InitProducerIdResponse {
+        result: Ok((_, new_epoch)),
+        ..
+    } = txn_request(&mut b, init(6)).remove(0)
+    else {
+        panic!("InitProducerId answered")
+    };
+    assert_eq!(
+        new_epoch,
+        ProducerEpoch(2),
+        "+1 for the abort, +1 for the instance"
+    );
+    // The zombie is fenced at the coordinator and at the partition.
+    assert!(matches!(
+        txn_request(&mut b, end(epoch, true))[..],
+        [Message::TxnResponse {
+            result: Err(ErrorCode::ProducerFenced),
+            ..
+        }]
+    ));
+    assert!(matches!(
+        &txn_request(&mut b, produce(epoch, 2))[..],
+        [Message::ProduceResponse { results, .. }]
+            if results[0].result == Err(ErrorCode::InvalidProducerEpoch)
+    ));
+    let log = &b.replicas[0].log;
+    assert_eq!(log.record(Offset(3)).unwrap().control, Some(Control::Abort));
+    assert_eq!(
+        log.txn_index()
+            .aborted_overlapping(Offset(0), Offset(4))
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn a_new_coordinator_finishes_a_prepared_commit_from_the_log() {
+    use crate::message::{Control, TxnLogEntry, TxnStatus};
+    use crate::types::{PartitionSet, ProducerEpoch, TxnId};
+    // The log of __transaction_state says PrepareCommit; the markers were never sent.
+    let config = Config {
+        partitions: 1,
+        transaction_state_partitions: 1,
+        min_insync_replicas: 1,
+        ..config()
+    };
+    let mut b = started(Broker::new(BrokerId(0), &config));
+    let id = TxnId(4);
+    let pid = super::producer_id_of(id);
+    b.replicas[1].log.append(Record {
+        txn_state: Some(TxnLogEntry {
+            transactional_id: id,
+            producer_id: pid,
+            producer_epoch: ProducerEpoch(0),
+            status: TxnStatus::PrepareCommit,
+            partitions: [P].into_iter().collect::<PartitionSet>(),
+            started_at: SimTime::ZERO,
+            timeout_ms: 60_000,
+        }),
+        ..record(0, 1)
+    });
+    let mut out = Outbox::default();
+    for p in [0, 1] {
+        publish(
+            &mut b,
+            PartitionState {
+                partition: PartitionId(p),
+                ..state(0, 1, &[0], 1)
+            },
+            &mut out,
+        );
+    }
+    // Becoming leader of partition 1 loaded the state and sent the markers.
+    let markers = deliver(&mut b, NodeId::Broker(BrokerId(0)), &mut out);
+    deliver(&mut b, NodeId::Broker(BrokerId(0)), &mut { markers });
+    assert_eq!(
+        b.replicas[0].log.record(Offset(0)).unwrap().control,
+        Some(Control::Commit)
+    );
+    assert_eq!(b.txn_state(id).unwrap().status, TxnStatus::CompleteCommit);
+}

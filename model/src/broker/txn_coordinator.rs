@@ -1,0 +1,602 @@
+//! The transaction coordinator (KIP-98), hosted by the leader of each
+//! `__transaction_state` partition for the transactional ids that hash to it.
+//!
+//! Its state is the transaction log: every transition is first appended to the
+//! partition as a [`TxnLogEntry`] (acks=all, `min.insync.replicas` applies) and takes
+//! effect only once committed, so a new leader rebuilds exactly the decided state from
+//! its log ([`Broker::load_transactions`]) and finishes what the old one started
+//! (markers of a prepared commit or abort are sent again).
+//!
+//! Flow of one transaction: InitProducerId (bumps the epoch, fencing older instances;
+//! an open transaction of the previous instance is aborted first) ->
+//! AddPartitionsToTxn (Ongoing) -> produce -> EndTxn (PrepareCommit/PrepareAbort,
+//! answered once written) -> WriteTxnMarkers to every partition's leader ->
+//! CompleteCommit/CompleteAbort. A transaction open longer than `transaction.timeout.ms`
+//! is aborted with a bumped epoch, which fences its producer.
+//!
+//! Simplifications (README, fidelity): the client computes the coordinator partition
+//! itself instead of sending FindCoordinator (the broker would compute the same hash);
+//! the producer id is derived from the transactional id instead of allocated by a
+//! producer-id block manager.
+
+use super::Broker;
+use crate::message::{Control, ErrorCode, Message, ProduceResult, Record, TxnLogEntry, TxnStatus};
+use crate::outbox::{Outbox, Timer};
+use crate::types::{
+    NodeId, Offset, PartitionId, PartitionSet, ProducerEpoch, ProducerId, SimTime, TxnId,
+};
+use std::collections::BTreeMap;
+
+/// How often the coordinator looks for timed-out transactions and markers to resend
+/// (Kafka: `transaction.abort.timed.out.transaction.cleanup.interval.ms` is 10 s; the
+/// markers channel retries continuously. One short period serves both here).
+pub const TXN_TICK_MS: u64 = 500;
+
+/// The producer id of a transactional id (stable across its instances and epochs).
+pub fn producer_id_of(id: TxnId) -> ProducerId {
+    ProducerId((1 << 48) | u64::from(id.0))
+}
+
+/// What to do once a transaction-log write is committed.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum AfterWrite {
+    /// Answer InitProducerId with the entry's producer id and epoch.
+    InitProducerId { client: NodeId, correlation: u64 },
+    /// Answer AddPartitionsToTxn or EndTxn.
+    Respond { client: NodeId, correlation: u64 },
+    /// A prepared abort or commit of the coordinator's own (time-out, fencing):
+    /// nobody to answer.
+    Nothing,
+}
+
+/// A transaction as the coordinator knows it.
+#[derive(Clone, Debug)]
+struct TxnMeta {
+    /// The committed state.
+    entry: TxnLogEntry,
+    /// The `__transaction_state` partition holding it.
+    log_partition: PartitionId,
+    /// A transition is being written: other requests get CONCURRENT_TRANSACTIONS.
+    writing: bool,
+    /// Partitions still without their marker (while preparing).
+    markers_pending: PartitionSet,
+    /// The WriteTxnMarkers requests in flight: correlation -> when sent.
+    markers_inflight: BTreeMap<u64, SimTime>,
+}
+
+/// One broker's coordinator state: the transactions of the log partitions it leads.
+#[derive(Clone, Debug, Default)]
+pub struct TxnCoordinator {
+    txns: BTreeMap<TxnId, TxnMeta>,
+    /// Transaction-log appends waiting for the HW: delayed-produce id -> (entry, then).
+    writes: BTreeMap<u64, (TxnLogEntry, AfterWrite)>,
+    /// WriteTxnMarkers correlation -> the transaction it serves.
+    marker_requests: BTreeMap<u64, TxnId>,
+    /// Appends that completed, to be handled at the end of the event.
+    pub(super) completed: Vec<(u64, Result<Offset, ErrorCode>)>,
+    tick_armed: bool,
+}
+
+impl Broker {
+    fn txn_error(correlation: u64, init: bool, e: ErrorCode) -> Message {
+        if init {
+            Message::InitProducerIdResponse {
+                correlation,
+                result: Err(e),
+            }
+        } else {
+            Message::TxnResponse {
+                correlation,
+                result: Err(e),
+            }
+        }
+    }
+
+    /// Are we the (loaded) coordinator of `id`? The partition must be ours as leader.
+    fn coordinates(&self, id: TxnId) -> Result<PartitionId, ErrorCode> {
+        if self.config.transaction_state_partitions == 0 {
+            return Err(ErrorCode::CoordinatorNotAvailable);
+        }
+        let p = self.config.transaction_state_partition(id);
+        if self.replicas[p.index()].is_leader() {
+            Ok(p)
+        } else {
+            Err(ErrorCode::NotCoordinator)
+        }
+    }
+
+    pub(super) fn on_init_producer_id(
+        &mut self,
+        now: SimTime,
+        client: NodeId,
+        correlation: u64,
+        id: TxnId,
+        timeout_ms: u64,
+        out: &mut Outbox,
+    ) {
+        let p = match self.coordinates(id) {
+            Ok(p) => p,
+            Err(e) => return out.send(client, Self::txn_error(correlation, true, e)),
+        };
+        let current = self.txn.txns.get(&id).cloned();
+        let next = match current {
+            Some(m) if m.writing || m.entry.status.is_preparing() => {
+                return out.send(
+                    client,
+                    Self::txn_error(correlation, true, ErrorCode::ConcurrentTransactions),
+                );
+            }
+            Some(m) if m.entry.status == TxnStatus::Ongoing => {
+                // The previous instance left a transaction open: abort it with a bumped
+                // epoch (fencing that instance); the caller retries until it is done.
+                self.prepare_end(now, id, false, true, AfterWrite::Nothing, out);
+                return out.send(
+                    client,
+                    Self::txn_error(correlation, true, ErrorCode::ConcurrentTransactions),
+                );
+            }
+            Some(m) => TxnLogEntry {
+                producer_epoch: ProducerEpoch(m.entry.producer_epoch.0 + 1),
+                status: TxnStatus::Empty,
+                partitions: PartitionSet::default(),
+                timeout_ms,
+                ..m.entry
+            },
+            None => TxnLogEntry {
+                transactional_id: id,
+                producer_id: producer_id_of(id),
+                producer_epoch: ProducerEpoch(0),
+                status: TxnStatus::Empty,
+                partitions: PartitionSet::default(),
+                started_at: now,
+                timeout_ms,
+            },
+        };
+        self.txn.txns.entry(id).or_insert_with(|| TxnMeta {
+            entry: next,
+            log_partition: p,
+            writing: false,
+            markers_pending: PartitionSet::default(),
+            markers_inflight: BTreeMap::new(),
+        });
+        self.write_txn_log(
+            now,
+            next,
+            AfterWrite::InitProducerId {
+                client,
+                correlation,
+            },
+            out,
+        );
+    }
+
+    /// Check a client's request against the transaction's producer id and epoch.
+    fn check_txn_request(
+        &self,
+        id: TxnId,
+        producer_id: ProducerId,
+        epoch: ProducerEpoch,
+    ) -> Result<&TxnMeta, ErrorCode> {
+        self.coordinates(id)?;
+        let m = self.txn.txns.get(&id).ok_or(ErrorCode::InvalidTxnState)?;
+        if m.entry.producer_id != producer_id || epoch < m.entry.producer_epoch {
+            return Err(ErrorCode::ProducerFenced);
+        }
+        if epoch > m.entry.producer_epoch {
+            return Err(ErrorCode::InvalidTxnState);
+        }
+        if m.writing || m.entry.status.is_preparing() {
+            return Err(ErrorCode::ConcurrentTransactions);
+        }
+        Ok(m)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn on_add_partitions_to_txn(
+        &mut self,
+        now: SimTime,
+        client: NodeId,
+        correlation: u64,
+        id: TxnId,
+        producer_id: ProducerId,
+        epoch: ProducerEpoch,
+        partitions: PartitionSet,
+        out: &mut Outbox,
+    ) {
+        let entry = match self.check_txn_request(id, producer_id, epoch) {
+            Ok(m) => m.entry,
+            Err(e) => return out.send(client, Self::txn_error(correlation, false, e)),
+        };
+        if entry.status == TxnStatus::Ongoing
+            && entry.partitions.union(partitions) == entry.partitions
+        {
+            return out.send(
+                client,
+                Message::TxnResponse {
+                    correlation,
+                    result: Ok(()),
+                },
+            );
+        }
+        let started_at = if entry.status == TxnStatus::Ongoing {
+            entry.started_at
+        } else {
+            now
+        };
+        let next = TxnLogEntry {
+            status: TxnStatus::Ongoing,
+            partitions: if entry.status == TxnStatus::Ongoing {
+                entry.partitions.union(partitions)
+            } else {
+                partitions
+            },
+            started_at,
+            ..entry
+        };
+        self.write_txn_log(
+            now,
+            next,
+            AfterWrite::Respond {
+                client,
+                correlation,
+            },
+            out,
+        );
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn on_end_txn(
+        &mut self,
+        now: SimTime,
+        client: NodeId,
+        correlation: u64,
+        id: TxnId,
+        producer_id: ProducerId,
+        epoch: ProducerEpoch,
+        commit: bool,
+        out: &mut Outbox,
+    ) {
+        let status = match self.check_txn_request(id, producer_id, epoch) {
+            Ok(m) => m.entry.status,
+            Err(e) => return out.send(client, Self::txn_error(correlation, false, e)),
+        };
+        let answer = |result| Message::TxnResponse {
+            correlation,
+            result,
+        };
+        match (status, commit) {
+            (TxnStatus::Ongoing, _) => self.prepare_end(
+                now,
+                id,
+                commit,
+                false,
+                AfterWrite::Respond {
+                    client,
+                    correlation,
+                },
+                out,
+            ),
+            // A retried EndTxn whose first attempt already completed.
+            (TxnStatus::CompleteCommit, true) | (TxnStatus::CompleteAbort, false) => {
+                out.send(client, answer(Ok(())))
+            }
+            // Nothing was added: an empty transaction ends at once.
+            (TxnStatus::Empty, _) => out.send(client, answer(Ok(()))),
+            _ => out.send(client, answer(Err(ErrorCode::InvalidTxnState))),
+        }
+    }
+
+    /// Write PrepareCommit/PrepareAbort (with `bump`, under a new epoch that fences the
+    /// producer: a time-out or a new instance); the markers follow once it is committed.
+    fn prepare_end(
+        &mut self,
+        now: SimTime,
+        id: TxnId,
+        commit: bool,
+        bump: bool,
+        then: AfterWrite,
+        out: &mut Outbox,
+    ) {
+        let Some(m) = self.txn.txns.get(&id) else {
+            return;
+        };
+        let entry = m.entry;
+        let next = TxnLogEntry {
+            status: if commit {
+                TxnStatus::PrepareCommit
+            } else {
+                TxnStatus::PrepareAbort
+            },
+            producer_epoch: if bump {
+                ProducerEpoch(entry.producer_epoch.0 + 1)
+            } else {
+                entry.producer_epoch
+            },
+            ..entry
+        };
+        self.write_txn_log(now, next, then, out);
+    }
+
+    /// Append `entry` to the transaction's log partition; `then` runs once committed.
+    fn write_txn_log(
+        &mut self,
+        now: SimTime,
+        entry: TxnLogEntry,
+        then: AfterWrite,
+        out: &mut Outbox,
+    ) {
+        let p = self
+            .config
+            .transaction_state_partition(entry.transactional_id);
+        if let Some(m) = self.txn.txns.get_mut(&entry.transactional_id) {
+            m.writing = true;
+        }
+        let record = Record {
+            value: 0,
+            epoch: Default::default(),
+            producer: None,
+            control: None,
+            txn_state: Some(entry),
+        };
+        let id = self.append_internal(now, p, record, out);
+        self.txn.writes.insert(id, (entry, then));
+        self.await_replication(id, out);
+    }
+
+    /// A transaction-log append completed (committed, or failed: then the coordinator
+    /// keeps its previous state, and a lost leadership unloads it anyway).
+    fn on_txn_log_written(
+        &mut self,
+        now: SimTime,
+        write: u64,
+        result: Result<Offset, ErrorCode>,
+        out: &mut Outbox,
+    ) {
+        let Some((entry, then)) = self.txn.writes.remove(&write) else {
+            return;
+        };
+        let id = entry.transactional_id;
+        let Some(m) = self.txn.txns.get_mut(&id) else {
+            return;
+        };
+        m.writing = false;
+        let error = match result {
+            Ok(_) => None,
+            Err(ErrorCode::NotLeaderOrFollower) => Some(ErrorCode::NotCoordinator),
+            Err(_) => Some(ErrorCode::CoordinatorNotAvailable),
+        };
+        if error.is_none() {
+            m.entry = entry;
+            if entry.status.is_preparing() {
+                m.markers_pending = entry.partitions;
+                m.markers_inflight.clear();
+            }
+        }
+        match (then, error) {
+            (
+                AfterWrite::InitProducerId {
+                    client,
+                    correlation,
+                },
+                e,
+            ) => out.send(
+                client,
+                Message::InitProducerIdResponse {
+                    correlation,
+                    result: match e {
+                        None => Ok((entry.producer_id, entry.producer_epoch)),
+                        Some(e) => Err(e),
+                    },
+                },
+            ),
+            (
+                AfterWrite::Respond {
+                    client,
+                    correlation,
+                },
+                e,
+            ) => out.send(
+                client,
+                Message::TxnResponse {
+                    correlation,
+                    result: e.map_or(Ok(()), Err),
+                },
+            ),
+            (AfterWrite::Nothing, _) => {}
+        }
+        if error.is_none() && entry.status.is_preparing() {
+            self.send_markers(now, id, out);
+        }
+    }
+
+    /// Send WriteTxnMarkers for the partitions still without their marker, one request
+    /// per partition leader.
+    fn send_markers(&mut self, now: SimTime, id: TxnId, out: &mut Outbox) {
+        let Some(m) = self.txn.txns.get(&id) else {
+            return;
+        };
+        let entry = m.entry;
+        if m.markers_pending.is_empty() {
+            return self.complete_txn(now, id, out);
+        }
+        let control = if entry.status == TxnStatus::PrepareCommit {
+            Control::Commit
+        } else {
+            Control::Abort
+        };
+        let mut by_leader: BTreeMap<NodeId, Vec<PartitionId>> = BTreeMap::new();
+        for p in m.markers_pending.iter() {
+            // A partition without a known leader is retried on the next tick.
+            if let Some(leader) = self.replicas[p.index()]
+                .state
+                .as_ref()
+                .and_then(|s| s.leader)
+            {
+                by_leader.entry(NodeId::Broker(leader)).or_default().push(p);
+            }
+        }
+        for (leader, partitions) in by_leader {
+            let correlation = self.next_correlation();
+            self.txn.marker_requests.insert(correlation, id);
+            if let Some(m) = self.txn.txns.get_mut(&id) {
+                m.markers_inflight.insert(correlation, now);
+            }
+            out.send(
+                leader,
+                Message::WriteTxnMarkers {
+                    correlation,
+                    producer_id: entry.producer_id,
+                    producer_epoch: entry.producer_epoch,
+                    control,
+                    partitions,
+                },
+            );
+        }
+        self.arm_txn_tick(out);
+    }
+
+    pub(super) fn on_write_txn_markers_response(
+        &mut self,
+        now: SimTime,
+        correlation: u64,
+        results: Vec<ProduceResult>,
+        out: &mut Outbox,
+    ) {
+        let Some(id) = self.txn.marker_requests.remove(&correlation) else {
+            return;
+        };
+        let Some(m) = self.txn.txns.get_mut(&id) else {
+            return;
+        };
+        m.markers_inflight.remove(&correlation);
+        for r in &results {
+            // INVALID_PRODUCER_EPOCH: a newer epoch's marker is already there, so this
+            // transaction is over in that partition.
+            if matches!(r.result, Ok(_) | Err(ErrorCode::InvalidProducerEpoch)) {
+                m.markers_pending.0 &= !(1 << r.partition.0);
+            }
+        }
+        if m.markers_pending.is_empty() && m.markers_inflight.is_empty() && !m.writing {
+            self.complete_txn(now, id, out);
+        }
+        // Failed partitions are retried on the next tick.
+    }
+
+    fn complete_txn(&mut self, now: SimTime, id: TxnId, out: &mut Outbox) {
+        let Some(m) = self.txn.txns.get(&id) else {
+            return;
+        };
+        if m.writing || !m.entry.status.is_preparing() {
+            return;
+        }
+        let entry = m.entry;
+        let next = TxnLogEntry {
+            status: if entry.status == TxnStatus::PrepareCommit {
+                TxnStatus::CompleteCommit
+            } else {
+                TxnStatus::CompleteAbort
+            },
+            partitions: PartitionSet::default(),
+            ..entry
+        };
+        self.write_txn_log(now, next, AfterWrite::Nothing, out);
+    }
+
+    fn arm_txn_tick(&mut self, out: &mut Outbox) {
+        if !self.txn.tick_armed {
+            self.txn.tick_armed = true;
+            out.timer_ms(TXN_TICK_MS, Timer::TxnTick);
+        }
+    }
+
+    /// Abort transactions open past their `transaction.timeout.ms` (bumping the epoch,
+    /// KIP-890's fencing of the timed-out producer) and resend markers that failed or
+    /// went unanswered.
+    pub(super) fn on_txn_tick(&mut self, now: SimTime, out: &mut Outbox) {
+        self.txn.tick_armed = false;
+        let request_timeout = SimTime::from_ms(self.config.request_timeout_ms);
+        let ids: Vec<TxnId> = self.txn.txns.keys().copied().collect();
+        for id in ids {
+            let m = &self.txn.txns[&id];
+            if m.writing {
+                continue;
+            }
+            let e = m.entry;
+            if e.status == TxnStatus::Ongoing
+                && now.since(e.started_at) > SimTime::from_ms(e.timeout_ms)
+            {
+                self.prepare_end(now, id, false, true, AfterWrite::Nothing, out);
+            } else if e.status.is_preparing() {
+                let m = self.txn.txns.get_mut(&id).expect("present");
+                m.markers_inflight
+                    .retain(|_, sent| now.since(*sent) < request_timeout);
+                if m.markers_inflight.is_empty() {
+                    self.send_markers(now, id, out);
+                }
+            }
+        }
+        if !self.txn.txns.is_empty() {
+            self.arm_txn_tick(out);
+        }
+    }
+
+    /// We became leader of a `__transaction_state` partition: rebuild the state of its
+    /// transactional ids from the log (the latest entry of each wins), and finish the
+    /// prepared ones.
+    pub(super) fn load_transactions(&mut self, now: SimTime, p: PartitionId, out: &mut Outbox) {
+        let mut latest: BTreeMap<TxnId, TxnLogEntry> = BTreeMap::new();
+        for r in self.replicas[p.index()].log.records() {
+            if let Some(e) = r.txn_state {
+                latest.insert(e.transactional_id, e);
+            }
+        }
+        let mut preparing = Vec::new();
+        for (id, entry) in latest {
+            if entry.status.is_preparing() {
+                preparing.push(id);
+            }
+            self.txn.txns.insert(
+                id,
+                TxnMeta {
+                    entry,
+                    log_partition: p,
+                    writing: false,
+                    markers_pending: if entry.status.is_preparing() {
+                        entry.partitions
+                    } else {
+                        PartitionSet::default()
+                    },
+                    markers_inflight: BTreeMap::new(),
+                },
+            );
+        }
+        for id in preparing {
+            self.send_markers(now, id, out);
+        }
+        self.arm_txn_tick(out);
+    }
+
+    /// We lost leadership of `p`: forget its transactions (the new leader loads them).
+    pub(super) fn unload_transactions(&mut self, p: PartitionId) {
+        self.txn.txns.retain(|_, m| m.log_partition != p);
+        let live = &self.txn.txns;
+        self.txn
+            .marker_requests
+            .retain(|_, id| live.contains_key(id));
+    }
+
+    /// The coordinator's committed state of `id`, if it coordinates it.
+    pub fn txn_state(&self, id: TxnId) -> Option<TxnLogEntry> {
+        self.txn.txns.get(&id).map(|m| m.entry)
+    }
+
+    /// Run the coordinator's part of the transaction-log appends that completed during
+    /// this event (they complete deep inside the produce path, without `now`).
+    pub(super) fn drain_txn_log_completions(&mut self, now: SimTime, out: &mut Outbox) {
+        while !self.txn.completed.is_empty() {
+            for (write, result) in std::mem::take(&mut self.txn.completed) {
+                self.on_txn_log_written(now, write, result, out);
+            }
+        }
+    }
+}
