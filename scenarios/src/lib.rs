@@ -146,6 +146,11 @@ pub fn exercising(bug: model::bug::Bug) -> &'static [&'static str] {
         // Back-to-back failovers: only the swarm combines them often enough.
         Bug::EpochLookupNoLineage => &["chaos"],
         Bug::IsrExpandEarly => &["chaos", "broker-failure"],
+        // A retry after a lost or late response, with batches of the same producer in
+        // flight behind it.
+        Bug::NoIdempotenceDedupe | Bug::InflightReorder | Bug::DedupWindow1 => {
+            &["idempotent-retry"]
+        }
         Bug::InjectedPanic => &[],
     }
 }
