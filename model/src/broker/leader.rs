@@ -573,7 +573,7 @@ impl Broker {
         let mut parts = Vec::with_capacity(batches.len());
         for batch in batches {
             let p = batch.partition;
-            let outcome = self.append_batch(acks_all, &batch);
+            let outcome = self.append_batch(acks_all, &batch, out);
             let epoch = self
                 .replicas
                 .get(p.index())
@@ -631,6 +631,7 @@ impl Broker {
         &mut self,
         acks_all: bool,
         batch: &ProduceBatch,
+        out: &mut Outbox,
     ) -> Result<(Offset, Offset), ErrorCode> {
         let min_isr = self.config.min_insync_replicas as usize;
         let ignore_min_isr = self.bug(Bug::IgnoreMinIsr);
@@ -664,8 +665,20 @@ impl Broker {
                 SequenceCheck::Duplicate {
                     base_offset,
                     end_offset,
-                } => return Ok((base_offset, end_offset)),
-                SequenceCheck::OutOfOrder => return Err(ErrorCode::OutOfOrderSequenceNumber),
+                } => {
+                    out.note(Note::SequenceChecked {
+                        partition: batch.partition,
+                        duplicate: true,
+                    });
+                    return Ok((base_offset, end_offset));
+                }
+                SequenceCheck::OutOfOrder => {
+                    out.note(Note::SequenceChecked {
+                        partition: batch.partition,
+                        duplicate: false,
+                    });
+                    return Err(ErrorCode::OutOfOrderSequenceNumber);
+                }
                 SequenceCheck::UnknownProducer => return Err(ErrorCode::UnknownProducerId),
             }
         }
