@@ -38,6 +38,16 @@ pub enum Bug {
     /// Brokers apply metadata whatever its controller epoch or partition epochs: a
     /// delayed, stale decision moves a broker back an epoch.
     StaleController,
+    /// The leader ignores the idempotent producer's (producer id, sequence): every batch
+    /// is appended, a retry after a lost response too (a broker without KIP-98).
+    NoIdempotenceDedupe,
+    /// The leader still recognises duplicates but no longer checks that a batch's
+    /// sequence follows the last one: with 5 requests in flight, a batch whose
+    /// predecessor was lost is appended, and the retried predecessor lands after it.
+    InflightReorder,
+    /// The leader remembers only the last batch per producer instead of five (Kafka
+    /// 0.11, before KAFKA-5494): a retry of an older in-flight batch is not recognised.
+    DedupWindow1,
     /// Test-only: the simulator panics inside the run on some seeds, to prove that a
     /// panic is caught and reported per seed. Not listed by `--list-bugs`.
     InjectedPanic,
@@ -126,6 +136,24 @@ pub const ALL_BUGS: &[(Bug, &str, &str, &str)] = &[
         "read-beyond-hw",
         "KIP-392",
         "the leader serves consumers records above the high watermark (phantom reads of data later truncated)",
+    ),
+    (
+        Bug::NoIdempotenceDedupe,
+        "no-idempotence-dedupe",
+        "KIP-98",
+        "the leader ignores the producer id and sequence number: a batch retried after a lost response is appended again",
+    ),
+    (
+        Bug::InflightReorder,
+        "inflight-reorder",
+        "KIP-98",
+        "no sequence-gap check with 5 requests in flight: a batch whose predecessor failed is appended anyway, and the retried predecessor lands after it",
+    ),
+    (
+        Bug::DedupWindow1,
+        "dedup-window-1",
+        "KAFKA-5494",
+        "the leader remembers 1 batch per producer instead of 5: a retry of an older in-flight batch is refused as out of order, and the producer's epoch bump appends it again",
     ),
 ];
 

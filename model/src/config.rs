@@ -75,6 +75,10 @@ pub struct Config {
     pub replica_lag_time_max_ms: u64,
     pub replica_fetch_wait_max_ms: u64,
     pub replica_fetch_backoff_ms: u64,
+    /// `replica.socket.timeout.ms`: how long a follower waits for an answer to a fetch
+    /// (or end-offset) request before sending it again. Kafka requires it to be at
+    /// least `replica.fetch.wait.max.ms`.
+    pub replica_socket_timeout_ms: u64,
     pub broker_heartbeat_interval_ms: u64,
     pub broker_session_timeout_ms: u64,
     /// `log.flush.interval.ms`: `None` is Kafka's default (never fsync explicitly; the OS
@@ -135,6 +139,7 @@ impl Default for Config {
             replica_lag_time_max_ms: 30_000,
             replica_fetch_wait_max_ms: 500,
             replica_fetch_backoff_ms: 1_000,
+            replica_socket_timeout_ms: 30_000,
             broker_heartbeat_interval_ms: 2_000,
             broker_session_timeout_ms: 9_000,
             log_flush_interval_ms: None,
@@ -180,6 +185,7 @@ pub const SETTABLE_KEYS: &[&str] = &[
     "unclean.leader.election.enable",
     "replica.lag.time.max.ms",
     "replica.fetch.wait.max.ms",
+    "replica.socket.timeout.ms",
     "broker.heartbeat.interval.ms",
     "broker.session.timeout.ms",
     "log.flush.interval.ms",
@@ -237,6 +243,7 @@ impl Config {
             }
             "replica.lag.time.max.ms" => self.replica_lag_time_max_ms = parse_u64(key, value)?,
             "replica.fetch.wait.max.ms" => self.replica_fetch_wait_max_ms = parse_u64(key, value)?,
+            "replica.socket.timeout.ms" => self.replica_socket_timeout_ms = parse_u64(key, value)?,
             "broker.heartbeat.interval.ms" => {
                 self.broker_heartbeat_interval_ms = parse_u64(key, value)?
             }
@@ -336,6 +343,12 @@ impl Config {
         }
         if self.replica_lag_time_max_ms == 0 {
             return err("replica.lag.time.max.ms must be > 0".to_string());
+        }
+        if self.replica_socket_timeout_ms < self.replica_fetch_wait_max_ms.max(1) {
+            return err(format!(
+                "replica.socket.timeout.ms={} must be at least replica.fetch.wait.max.ms={} (and > 0)",
+                self.replica_socket_timeout_ms, self.replica_fetch_wait_max_ms
+            ));
         }
         if self.max_in_flight_requests_per_connection == 0 {
             return err("max.in.flight.requests.per.connection must be >= 1".to_string());
@@ -461,6 +474,16 @@ mod tests {
         assert!(c.set("linger.ms", "-3").is_err());
         c.set("acks", "1").unwrap();
         assert_eq!(c.acks, Acks::Leader);
+    }
+
+    #[test]
+    fn replica_socket_timeout_below_the_fetch_wait_is_rejected() {
+        let mut c = Config::default();
+        c.set("replica.socket.timeout.ms", "3000").unwrap();
+        c.validate().unwrap();
+        c.set("replica.socket.timeout.ms", "100").unwrap();
+        let e = c.validate().unwrap_err();
+        assert!(e.0.contains("replica.socket.timeout.ms=100"), "{e}");
     }
 
     #[test]

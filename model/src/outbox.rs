@@ -89,6 +89,13 @@ pub enum Note {
     /// Broker (leader): a produce was refused for want of in-sync replicas
     /// (NOT_ENOUGH_REPLICAS): the partition is unavailable for writes.
     ProduceRefused { partition: PartitionId },
+    /// Broker (leader): an idempotent batch was not appended because of its sequence
+    /// number: a retry already in the log (answered with its offset), or a batch out of
+    /// sequence (OUT_OF_ORDER_SEQUENCE_NUMBER).
+    SequenceChecked {
+        partition: PartitionId,
+        duplicate: bool,
+    },
     /// Broker (leader): an `acks=all` produce was acknowledged with this ISR size.
     AckedAll {
         partition: PartitionId,

@@ -44,12 +44,33 @@ struct ProducerEntry {
     batches: VecDeque<BatchMeta>,
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct ProducerStateTable {
     producers: BTreeMap<ProducerId, ProducerEntry>,
+    /// Batches remembered per producer: [`BATCHES_TO_RETAIN`], or 1 with the
+    /// `dedup-window-1` switch (Kafka 0.11's broker, before KAFKA-5494).
+    batches_to_retain: usize,
+}
+
+impl Default for ProducerStateTable {
+    fn default() -> ProducerStateTable {
+        ProducerStateTable::with_batches_to_retain(BATCHES_TO_RETAIN)
+    }
 }
 
 impl ProducerStateTable {
+    /// An empty table that remembers `batches_to_retain` (at least 1) batches per producer.
+    pub fn with_batches_to_retain(batches_to_retain: usize) -> ProducerStateTable {
+        assert!(
+            batches_to_retain >= 1,
+            "the window holds at least the last batch"
+        );
+        ProducerStateTable {
+            producers: BTreeMap::new(),
+            batches_to_retain,
+        }
+    }
+
     pub fn check(
         &self,
         producer: ProducerId,
@@ -115,7 +136,7 @@ impl ProducerStateTable {
             last_sequence: base + count.saturating_sub(1),
             base_offset,
         });
-        while batches.len() > BATCHES_TO_RETAIN {
+        while batches.len() > self.batches_to_retain {
             batches.pop_front();
         }
     }
@@ -140,8 +161,8 @@ impl ProducerStateTable {
 
     /// Rebuild from a log (on becoming leader, after truncation or restart), as Kafka
     /// rebuilds its producer state from snapshots and the log.
-    pub fn rebuild(records: &[Record]) -> ProducerStateTable {
-        let mut table = ProducerStateTable::default();
+    pub fn rebuild(records: &[Record], batches_to_retain: usize) -> ProducerStateTable {
+        let mut table = ProducerStateTable::with_batches_to_retain(batches_to_retain);
         let mut i = 0;
         while i < records.len() {
             let Some((stamp, _)) = records[i].producer else {
@@ -236,5 +257,20 @@ mod tests {
         assert_eq!(t.check(p, ProducerEpoch(3), 2, 1), SequenceCheck::Fenced);
         assert_eq!(t.check(p, ProducerEpoch(5), 0, 1), SequenceCheck::Append);
         assert_eq!(t.epoch(p), Some(ProducerEpoch(5)));
+    }
+
+    #[test]
+    fn a_window_of_one_forgets_the_batch_before_the_last() {
+        // Kafka 0.11's broker (before KAFKA-5494): only the last batch is remembered,
+        // so a retry of the one before it is no longer recognised as a duplicate.
+        let p = ProducerId(1);
+        let mut t = ProducerStateTable::with_batches_to_retain(1);
+        t.record_batch(p, E0, 0, 1, Offset(0));
+        t.record_batch(p, E0, 1, 1, Offset(1));
+        assert_eq!(t.check(p, E0, 0, 1), SequenceCheck::OutOfOrder);
+        assert!(matches!(
+            t.check(p, E0, 1, 1),
+            SequenceCheck::Duplicate { .. }
+        ));
     }
 }

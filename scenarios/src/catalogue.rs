@@ -59,7 +59,13 @@ fn config_allowances(config: &Config) -> Vec<Allowed> {
         ));
     }
     if !config.enable_idempotence {
-        for kind in ["duplicate", "nonmonotonic-send", "realtime-send-order"] {
+        let kinds = [
+            "duplicate",
+            "nonmonotonic-send",
+            "int-nonmonotonic-send",
+            "realtime-send-order",
+        ];
+        for kind in kinds {
             if !v.iter().any(|a: &Allowed| a.kind == kind) {
                 v.push(Allowed {
                     kind,
@@ -461,6 +467,105 @@ fn chaos(config: &Config, phases: &Phases, draw: &mut dyn Draw) -> Vec<FaultEven
     events
 }
 
+/// KIP-98's idempotent producer under retries: the network loses and duplicates
+/// messages from early on (a lost Produce response makes the producer retry a batch
+/// the leader already appended; a duplicated request arrives twice), and episodes drawn
+/// from the seed add to it: slowed replication links of a leader (its `acks=all`
+/// responses come after the producer's `request.timeout.ms`, so it retries while the
+/// batch is still pending), a crash and restart of a leader, or a leader cut off from
+/// everyone (batches in flight to it are retried on the new leader). After every
+/// `HealNetwork` that ends an episode, the lossy network is put back. With five
+/// requests in flight per partition, the retry of the oldest batch races the later
+/// ones: only the leader's sequence check keeps it from landing twice or out of order.
+fn idempotent_retry(config: &Config, phases: &Phases, draw: &mut dyn Draw) -> Vec<FaultEvent> {
+    let drop_per_million = draw.between(5_000, 30_000);
+    let duplicate_per_million = draw.between(1_000, 20_000);
+    let lossy = move || Fault::Degrade {
+        drop_per_million,
+        duplicate_per_million,
+        reorder: false,
+    };
+    let mut events = vec![
+        at(
+            0,
+            Fault::Announce(format!(
+                "lossy network throughout the faults: {drop_per_million} ppm lost, {duplicate_per_million} ppm duplicated"
+            )),
+        ),
+        at(draw.between(1_000, 3_000), lossy()),
+    ];
+    let end = phases.heal_at.as_ms().saturating_sub(5_000);
+    let mut t = draw.between(4_000, 8_000);
+    while t < end {
+        let p = random_partition(config, draw);
+        let length = match draw.below(3) {
+            0 => {
+                let extra = draw.between(500, 2_500);
+                let length = draw.between(4_000, 12_000);
+                events.push(at(t, Fault::SlowLinks(Target::LeaderOf(p), extra)));
+                events.push(at(t + length, Fault::HealNetwork));
+                events.push(at(t + length, lossy()));
+                length
+            }
+            1 => {
+                let down = draw.between(1_000, 8_000);
+                events.push(at(t, Fault::Crash(Target::LeaderOf(p))));
+                events.push(at(t + down, Fault::RestartAll));
+                // Time for the restarted broker to catch up and rejoin the ISRs before
+                // the next episode (min.insync.replicas=2 tolerates one broker out).
+                down + draw.between(4_000, 8_000)
+            }
+            _ => {
+                // Shorter or longer than the broker session (9 s): the producer's
+                // retries go back to the same leader, or to a new one.
+                let length = draw.between(2_000, config.broker_session_timeout_ms + 6_000);
+                events.push(at(
+                    t,
+                    Fault::Partition {
+                        from: LinkSet::LeaderOf(p),
+                        to: LinkSet::Rest,
+                        one_way: false,
+                    },
+                ));
+                events.push(at(t + length, Fault::HealNetwork));
+                events.push(at(t + length, lossy()));
+                length
+            }
+        };
+        t += length + draw.between(2_000, 6_000);
+    }
+    events
+}
+
+/// Every record is its own batch (`linger.ms=0`, Kafka's default before 4.0), so the
+/// sends of one operation to a partition are separate batches in flight together and a
+/// reordering of batches shows in the history. `request.timeout.ms` is 3 s instead of
+/// Kafka's 30 s so that a lost response is retried within the 40 s fault phase (many
+/// times per run), and a slowed `acks=all` response outlasts it.
+/// `replica.socket.timeout.ms` is 3 s too: the lossy network also loses follower
+/// fetches, and with Kafka's 30 s every lost fetch would hold a partition's high
+/// watermark (and every `acks=all` write to it) for half the fault phase.
+fn idempotent_retry_config() -> Config {
+    Config {
+        linger_ms: 0,
+        request_timeout_ms: 3_000,
+        replica_socket_timeout_ms: 3_000,
+        ..Config::default()
+    }
+}
+
+/// Enough concurrency for several batches of one producer to be in flight to a
+/// partition at once: six processes per producer, sending often, up to four records
+/// per operation.
+fn idempotent_retry_workload() -> Workload {
+    Workload {
+        producer_threads: 6,
+        send_interval_ms: 20,
+        sends_per_op_max: 4,
+        ..Workload::default()
+    }
+}
+
 fn chaos_config() -> Config {
     Config {
         log_flush_interval_messages: Some(1),
@@ -601,6 +706,16 @@ pub fn all() -> Vec<Scenario> {
             phases: phases(40_000),
             faults: power_outage,
             allowed: power_outage_allowed,
+        },
+        Scenario {
+            name: "idempotent-retry",
+            description: "responses lost and delayed, requests duplicated, leaders crashed or cut off; producers retry with 5 requests in flight: no duplicates and order kept (with enable.idempotence=false both are allowed and shown)",
+            config: idempotent_retry_config(),
+            workload: idempotent_retry_workload(),
+            network: NetworkSpec::default(),
+            phases: phases(40_000),
+            faults: idempotent_retry,
+            allowed: config_allowances,
         },
     ]
 }

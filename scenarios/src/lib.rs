@@ -146,6 +146,13 @@ pub fn exercising(bug: model::bug::Bug) -> &'static [&'static str] {
         // Back-to-back failovers: only the swarm combines them often enough.
         Bug::EpochLookupNoLineage => &["chaos"],
         Bug::IsrExpandEarly => &["chaos", "broker-failure"],
+        // A retry after a lost or late response, with batches of the same producer in
+        // flight behind it: idempotent-retry's whole point; the lossy, duplicating
+        // networks of network-partition and chaos retry often enough too.
+        Bug::NoIdempotenceDedupe | Bug::DedupWindow1 => {
+            &["idempotent-retry", "network-partition", "chaos"]
+        }
+        Bug::InflightReorder => &["idempotent-retry", "network-partition"],
         Bug::InjectedPanic => &[],
     }
 }

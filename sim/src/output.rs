@@ -313,6 +313,13 @@ fn stats_lines(out: &mut String, stats: &RunStats) {
             stats.write_unavailable_ms.len()
         );
     }
+    if stats.batches_deduplicated + stats.batches_out_of_sequence > 0 {
+        let _ = writeln!(
+            out,
+            "idempotence:  {} batches already in the log answered from the leader's window (not appended again); {} refused as out of sequence",
+            stats.batches_deduplicated, stats.batches_out_of_sequence
+        );
+    }
 }
 
 /// The total and the longest of a list of windows (ms).

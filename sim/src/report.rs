@@ -135,6 +135,13 @@ fn failover(out: &mut String, result: &RunResult) {
             stats.write_unavailable_ms.len()
         );
     }
+    if stats.batches_deduplicated + stats.batches_out_of_sequence > 0 {
+        let _ = writeln!(
+            out,
+            "- idempotent producer: {} batches already in the log (retries, duplicated requests) answered from the leader's window instead of appended again; {} refused as out of sequence (OUT_OF_ORDER_SEQUENCE_NUMBER)\n",
+            stats.batches_deduplicated, stats.batches_out_of_sequence
+        );
+    }
 }
 
 fn partitions(out: &mut String, result: &RunResult) {

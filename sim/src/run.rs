@@ -68,6 +68,13 @@ pub struct RunStats {
     /// Windows (ms) from a partition's first NOT_ENOUGH_REPLICAS refusal to its next
     /// acknowledged `acks=all` write: unavailability for writes, instead of loss.
     pub write_unavailable_ms: Vec<u64>,
+    /// Idempotent batches the leader recognised as already in its log (a retry, or a
+    /// request the network delivered twice) and answered with their offsets instead of
+    /// appending them again (KIP-98).
+    pub batches_deduplicated: u64,
+    /// Idempotent batches refused as out of sequence (OUT_OF_ORDER_SEQUENCE_NUMBER): a
+    /// predecessor had not arrived, so the producer retries them in order.
+    pub batches_out_of_sequence: u64,
     /// Human-readable fault timeline: (time ms, what happened).
     pub timeline: Vec<(u64, String)>,
     /// Leader, epoch and ISR changes per partition: (time ms, partition, what).

@@ -456,6 +456,13 @@ impl World {
                     self.stats.write_unavailable_ms.push(now.since(t).as_ms());
                 }
             }
+            Note::SequenceChecked { duplicate, .. } => {
+                if *duplicate {
+                    self.stats.batches_deduplicated += 1;
+                } else {
+                    self.stats.batches_out_of_sequence += 1;
+                }
+            }
             Note::BrokerFenced { .. } => {}
         }
     }

@@ -124,6 +124,9 @@ fn every_listed_bug_is_accounted_for_here() {
         "consumer-no-truncation-detection",
         "stale-controller",
         "isr-expand-early",
+        "no-idempotence-dedupe",
+        "inflight-reorder",
+        "dedup-window-1",
     ];
     for (name, _, _) in sim::run::bug_list() {
         assert!(
@@ -235,4 +238,62 @@ fn stale_controller_is_caught_by_chaos() {
     // Brokers that take any metadata, whatever its controller or partition epoch, go
     // back an epoch when a reordering network delivers an old decision late.
     caught("chaos", "stale-controller", 0..60, &["epoch-regression"]);
+}
+
+#[test]
+fn no_idempotence_dedupe_is_caught_by_idempotent_retry() {
+    // Without KIP-98's (producer id, sequence) check, a batch the producer retries
+    // after a lost or late response is appended a second time.
+    caught(
+        "idempotent-retry",
+        "no-idempotence-dedupe",
+        0..10,
+        &["duplicate"],
+    );
+}
+
+#[test]
+fn inflight_reorder_is_caught_by_idempotent_retry() {
+    // Without the sequence-gap check, a batch whose predecessor was lost is appended,
+    // and the retried predecessor lands after it (two sends of one operation out of
+    // order); a retry of a batch already out of the window is appended again.
+    caught(
+        "idempotent-retry",
+        "inflight-reorder",
+        0..10,
+        &[
+            "int-nonmonotonic-send",
+            "nonmonotonic-send",
+            "realtime-send-order",
+            "duplicate",
+        ],
+    );
+}
+
+#[test]
+fn inflight_reorder_reorders_the_sends_of_one_operation() {
+    // The reordering itself, not only the duplicates it also causes: some seed shows
+    // the later send of an operation landing before the earlier one.
+    let reordered = (0..20).any(|seed| {
+        common::run(&common::options(
+            "idempotent-retry",
+            seed,
+            &["inflight-reorder"],
+        ))
+        .anomalies
+        .iter()
+        .any(|anomaly| !anomaly.allowed && anomaly.kind == "int-nonmonotonic-send")
+    });
+    assert!(
+        reordered,
+        "inflight-reorder never reordered two sends of one operation in idempotent-retry 0..20"
+    );
+}
+
+#[test]
+fn dedup_window_1_is_caught_by_idempotent_retry() {
+    // KAFKA-5494: a broker that remembers only the last batch refuses the retry of an
+    // older in-flight batch as out of order; the producer bumps its epoch and the batch
+    // is appended again.
+    caught("idempotent-retry", "dedup-window-1", 0..10, &["duplicate"]);
 }

@@ -9,9 +9,6 @@ use crate::message::{ErrorCode, FetchData, Message};
 use crate::outbox::{Note, Outbox, Timer};
 use crate::types::{BrokerId, Epoch, NodeId, Offset, PartitionId, SimTime};
 
-/// `replica.socket.timeout.ms`: how long a follower waits for an answer before resending.
-const REPLICA_SOCKET_TIMEOUT_MS: u64 = 30_000;
-
 impl Broker {
     pub(super) fn become_follower(
         &mut self,
@@ -58,6 +55,7 @@ impl Broker {
         let me = self.id;
         let unfenced = self.bug(Bug::UnfencedFetch);
         let max_records = self.config.replica_fetch_max_records();
+        let socket_timeout_ms = self.config.replica_socket_timeout_ms;
         let r = &mut self.replicas[p.index()];
         let current_leader_epoch = if unfenced { None } else { r.leader_epoch() };
         let leo = r.log.log_end_offset();
@@ -85,7 +83,7 @@ impl Broker {
         out.send(NodeId::Broker(f.leader), msg);
         if !f.watchdog_armed {
             f.watchdog_armed = true;
-            out.timer_ms(REPLICA_SOCKET_TIMEOUT_MS, Timer::ReplicaTimeout(p));
+            out.timer_ms(socket_timeout_ms, Timer::ReplicaTimeout(p));
         }
     }
 
@@ -102,7 +100,7 @@ impl Broker {
         let Some((_, sent)) = f.inflight else {
             return;
         };
-        let deadline = sent.plus_ms(REPLICA_SOCKET_TIMEOUT_MS);
+        let deadline = sent.plus_ms(self.config.replica_socket_timeout_ms);
         if now >= deadline {
             self.send_follower_request(now, p, out);
         } else {

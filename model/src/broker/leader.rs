@@ -10,7 +10,7 @@ use crate::message::{
     ProducerStamp, Record,
 };
 use crate::outbox::{Note, Outbox, Timer};
-use crate::producer_state::{ProducerStateTable, SequenceCheck};
+use crate::producer_state::{ProducerStateTable, SequenceCheck, BATCHES_TO_RETAIN};
 use crate::types::{
     BrokerId, Epoch, NodeId, Offset, PartitionId, ProducerEpoch, ProducerId, SimTime,
 };
@@ -99,8 +99,19 @@ fn epoch_check(requested: Option<Epoch>, ours: Epoch) -> Result<(), ErrorCode> {
 }
 
 impl Broker {
+    /// The leader's idempotence window: five batches per producer, or one with the
+    /// `dedup-window-1` switch.
+    fn batches_to_retain(&self) -> usize {
+        if self.bug(Bug::DedupWindow1) {
+            1
+        } else {
+            BATCHES_TO_RETAIN
+        }
+    }
+
     pub(super) fn become_leader(&mut self, now: SimTime, p: PartitionId, out: &mut Outbox) {
         let me = self.id;
+        let batches_to_retain = self.batches_to_retain();
         let r = &mut self.replicas[p.index()];
         r.fresh_from_start = false;
         let state = r.state.clone().expect("leader has state");
@@ -128,7 +139,7 @@ impl Broker {
             followers,
             pending_isr: None,
             epoch_start_offset: leo,
-            producer_state: ProducerStateTable::rebuild(r.log.records()),
+            producer_state: ProducerStateTable::rebuild(r.log.records(), batches_to_retain),
         }));
         self.fail_parked_fetches(p, out);
         self.maybe_advance_high_watermark(now, p, out);
@@ -601,7 +612,7 @@ impl Broker {
         let mut parts = Vec::with_capacity(batches.len());
         for batch in batches {
             let p = batch.partition;
-            let outcome = self.append_batch(acks_all, &batch);
+            let outcome = self.append_batch(acks_all, &batch, out);
             let epoch = self
                 .replicas
                 .get(p.index())
@@ -820,9 +831,15 @@ impl Broker {
         &mut self,
         acks_all: bool,
         batch: &ProduceBatch,
+        out: &mut Outbox,
     ) -> Result<(Offset, Offset), ErrorCode> {
         let min_isr = self.config.min_insync_replicas as usize;
         let ignore_min_isr = self.bug(Bug::IgnoreMinIsr);
+        // Without KIP-98's check the stamp is carried into the log but never looked at.
+        let stamp_checked = batch
+            .producer
+            .filter(|_| !self.bug(Bug::NoIdempotenceDedupe));
+        let inflight_reorder = self.bug(Bug::InflightReorder);
         let r = self
             .replicas
             .get_mut(batch.partition.index())
@@ -836,7 +853,7 @@ impl Broker {
             return Err(ErrorCode::NotEnoughReplicas);
         }
         let count = batch.values.len() as u32;
-        if let Some(stamp) = batch.producer {
+        if let Some(stamp) = stamp_checked {
             match l.producer_state.check(
                 stamp.producer_id,
                 stamp.producer_epoch,
@@ -844,11 +861,26 @@ impl Broker {
                 count,
             ) {
                 SequenceCheck::Append => {}
+                // The historical bug: duplicates are still answered, but a sequence that
+                // does not follow the last one is appended anyway.
+                SequenceCheck::OutOfOrder if inflight_reorder => {}
                 SequenceCheck::Duplicate {
                     base_offset,
                     end_offset,
-                } => return Ok((base_offset, end_offset)),
-                SequenceCheck::OutOfOrder => return Err(ErrorCode::OutOfOrderSequenceNumber),
+                } => {
+                    out.note(Note::SequenceChecked {
+                        partition: batch.partition,
+                        duplicate: true,
+                    });
+                    return Ok((base_offset, end_offset));
+                }
+                SequenceCheck::OutOfOrder => {
+                    out.note(Note::SequenceChecked {
+                        partition: batch.partition,
+                        duplicate: false,
+                    });
+                    return Err(ErrorCode::OutOfOrderSequenceNumber);
+                }
                 SequenceCheck::UnknownProducer => return Err(ErrorCode::UnknownProducerId),
                 SequenceCheck::Fenced => return Err(ErrorCode::InvalidProducerEpoch),
             }
@@ -865,7 +897,7 @@ impl Broker {
                 txn_state: None,
             });
         }
-        if let (Some(stamp), Role::Leader(l)) = (batch.producer, &mut r.role) {
+        if let (Some(stamp), Role::Leader(l)) = (stamp_checked, &mut r.role) {
             l.producer_state.record_batch(
                 stamp.producer_id,
                 stamp.producer_epoch,
