@@ -418,12 +418,6 @@ impl Config {
         (0..self.total_partitions()).map(PartitionId)
     }
 
-    /// The `processed-orders` partition with index `n`.
-    pub fn output_partition(&self, n: u32) -> PartitionId {
-        debug_assert!(n < self.output_partitions);
-        PartitionId(self.partitions + n)
-    }
-
     /// The `__transaction_state` partition whose leader coordinates `id` (Kafka:
     /// `abs(transactionalId.hashCode) % transaction.state.log.num.partitions`).
     pub fn transaction_state_partition(&self, id: TxnId) -> PartitionId {

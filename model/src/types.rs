@@ -168,8 +168,10 @@ impl PartitionSet {
         self.0 |= 1 << p.0;
     }
 
-    pub fn contains(self, p: PartitionId) -> bool {
-        p.0 < Self::MAX && self.0 & (1 << p.0) != 0
+    pub fn remove(&mut self, p: PartitionId) {
+        if p.0 < Self::MAX {
+            self.0 &= !(1 << p.0);
+        }
     }
 
     pub fn is_empty(self) -> bool {

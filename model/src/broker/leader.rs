@@ -613,57 +613,78 @@ impl Broker {
         for batch in batches {
             let p = batch.partition;
             let outcome = self.append_batch(acks_all, &batch, out);
-            let epoch = self
-                .replicas
-                .get(p.index())
-                .and_then(|r| r.leader_epoch())
-                .unwrap_or_default();
-            match outcome {
-                Ok((base, end)) => parts.push(PendingPart {
-                    partition: p,
-                    epoch,
-                    required_end: end,
-                    result: Ok(base),
-                    done: !acks_all,
-                }),
-                Err(e) => {
-                    if e == ErrorCode::NotEnoughReplicas {
-                        out.note(Note::ProduceRefused { partition: p });
-                    }
-                    parts.push(PendingPart {
-                        partition: p,
-                        epoch,
-                        required_end: Offset::ZERO,
-                        result: Err(e),
-                        done: true,
-                    })
-                }
+            if outcome == Err(ErrorCode::NotEnoughReplicas) {
+                out.note(Note::ProduceRefused { partition: p });
             }
-            if p.index() < self.replicas.len() {
-                self.maybe_flush_by_count(p);
-                self.wake_parked_fetches(p, true, out);
-                self.maybe_advance_high_watermark(now, p, out);
-            }
+            parts.push(self.after_append(now, p, outcome, acks_all, out));
         }
         if acks_none {
             return;
         }
+        self.await_replication(now, client, correlation, Reply::Produce, parts, out);
+    }
+
+    /// What every append path does after appending (or failing to) on `p`: flush by
+    /// count, feed waiting followers, move the HW; returns the part of the delayed
+    /// request that waits (if `wait`) for the records `base..end` to be replicated.
+    fn after_append(
+        &mut self,
+        now: SimTime,
+        p: PartitionId,
+        appended: Result<(Offset, Offset), ErrorCode>,
+        wait: bool,
+        out: &mut Outbox,
+    ) -> PendingPart {
+        let epoch = self
+            .replicas
+            .get(p.index())
+            .and_then(|r| r.leader_epoch())
+            .unwrap_or_default();
+        if p.index() < self.replicas.len() {
+            self.maybe_flush_by_count(p);
+            self.wake_parked_fetches(p, true, out);
+            self.maybe_advance_high_watermark(now, p, out);
+        }
+        match appended {
+            Ok((base, end)) => PendingPart {
+                partition: p,
+                epoch,
+                required_end: end,
+                result: Ok(base),
+                done: !wait,
+            },
+            Err(e) => PendingPart {
+                partition: p,
+                epoch,
+                required_end: Offset::ZERO,
+                result: Err(e),
+                done: true,
+            },
+        }
+    }
+
+    /// Hold the answer (`reply` to `client`) until every part is replicated (acks=all)
+    /// or the request times out.
+    fn await_replication(
+        &mut self,
+        now: SimTime,
+        client: NodeId,
+        correlation: u64,
+        reply: Reply,
+        parts: Vec<PendingPart>,
+        out: &mut Outbox,
+    ) {
         let id = self.next_correlation();
         self.delayed_produces.insert(
             id,
             DelayedProduce {
                 client,
                 correlation,
-                reply: Reply::Produce,
+                reply,
                 deadline: now.plus_ms(self.config.request_timeout_ms),
                 parts,
             },
         );
-        self.await_replication(id, out);
-    }
-
-    /// Complete the delayed append `id` now if it can be, or arm the time-out.
-    pub(super) fn await_replication(&mut self, id: u64, out: &mut Outbox) {
         self.complete_delayed_produce(id, out);
         if self.delayed_produces.contains_key(&id) && !self.produce_timer_armed {
             self.produce_timer_armed = true;
@@ -689,51 +710,25 @@ impl Broker {
     ) {
         let mut parts = Vec::with_capacity(partitions.len());
         for p in partitions {
-            let appended = self.append_marker(p, producer_id, producer_epoch, control);
-            let epoch = self
-                .replicas
-                .get(p.index())
-                .and_then(|r| r.leader_epoch())
-                .unwrap_or_default();
-            parts.push(match appended {
-                Ok(offset) => PendingPart {
-                    partition: p,
-                    epoch,
-                    required_end: Offset(offset.0 + 1),
-                    result: Ok(offset),
-                    done: false,
-                },
-                Err(e) => PendingPart {
-                    partition: p,
-                    epoch,
-                    required_end: Offset::ZERO,
-                    result: Err(e),
-                    done: true,
-                },
-            });
-            if p.index() < self.replicas.len() {
-                self.maybe_flush_by_count(p);
-                self.wake_parked_fetches(p, true, out);
-                self.maybe_advance_high_watermark(now, p, out);
-            }
+            let appended = self
+                .append_marker(p, producer_id, producer_epoch, control)
+                .map(|offset| (offset, Offset(offset.0 + 1)));
+            parts.push(self.after_append(now, p, appended, true, out));
         }
-        let id = self.next_correlation();
-        self.delayed_produces.insert(
-            id,
-            DelayedProduce {
-                client: coordinator,
-                correlation,
-                reply: Reply::TxnMarkers { producer_id },
-                deadline: now.plus_ms(self.config.request_timeout_ms),
-                parts,
-            },
+        self.await_replication(
+            now,
+            coordinator,
+            correlation,
+            Reply::TxnMarkers { producer_id },
+            parts,
+            out,
         );
-        self.await_replication(id, out);
     }
 
     /// Append one record to an internal partition we lead, as acks=all (refused below
-    /// `min.insync.replicas`); returns the id of the delayed append, whose completion
-    /// lands in the transaction coordinator.
+    /// `min.insync.replicas`); returns the id of the write, whose completion lands in
+    /// the transaction coordinator (at the end of the event, so the caller may record
+    /// what the id stands for after this returns).
     pub(super) fn append_internal(
         &mut self,
         now: SimTime,
@@ -751,40 +746,18 @@ impl Broker {
             (_, true) => Err(ErrorCode::NotEnoughReplicas),
             _ => Err(ErrorCode::NotLeaderOrFollower),
         };
-        let epoch = r.leader_epoch().unwrap_or_default();
-        let id = self.next_correlation();
-        let part = match appended {
-            Ok(offset) => PendingPart {
-                partition: p,
-                epoch,
-                required_end: Offset(offset.0 + 1),
-                result: Ok(offset),
-                done: false,
-            },
-            Err(e) => PendingPart {
-                partition: p,
-                epoch,
-                required_end: Offset::ZERO,
-                result: Err(e),
-                done: true,
-            },
-        };
-        if appended.is_ok() {
-            self.maybe_flush_by_count(p);
-            self.wake_parked_fetches(p, true, out);
-            self.maybe_advance_high_watermark(now, p, out);
-        }
-        self.delayed_produces.insert(
-            id,
-            DelayedProduce {
-                client: NodeId::Broker(self.id),
-                correlation: id,
-                reply: Reply::Internal { write: id },
-                deadline: now.plus_ms(self.config.request_timeout_ms),
-                parts: vec![part],
-            },
+        let appended = appended.map(|offset| (offset, Offset(offset.0 + 1)));
+        let part = self.after_append(now, p, appended, true, out);
+        let write = self.next_correlation();
+        self.await_replication(
+            now,
+            NodeId::Broker(self.id),
+            write,
+            Reply::Internal { write },
+            vec![part],
+            out,
         );
-        id
+        write
     }
 
     fn append_marker(

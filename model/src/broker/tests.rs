@@ -420,27 +420,35 @@ fn read_committed_stops_at_the_open_transaction_and_learns_of_aborts() {
     assert_eq!(leader.replicas[0].log.log_end_offset(), Offset(3));
 }
 
-/// A broker leading partition 0 (data) and partition 1 (`__transaction_state`), each
-/// with an ISR of itself and `min.insync.replicas=1`, so appends commit at once.
-fn transaction_broker() -> Broker {
-    let config = Config {
+/// One data partition and one `__transaction_state` partition, with
+/// `min.insync.replicas=1` so that a broker alone in the ISR commits at once.
+fn transaction_config() -> Config {
+    Config {
         partitions: 1,
         transaction_state_partitions: 1,
         min_insync_replicas: 1,
         ..config()
-    };
-    let mut b = started(Broker::new(BrokerId(0), &config));
-    let mut out = Outbox::default();
+    }
+}
+
+/// Make `b` the leader of partition 0 (data) and 1 (`__transaction_state`), with an
+/// ISR of itself.
+fn lead_both(b: &mut Broker, out: &mut Outbox) {
     for p in [0, 1] {
         publish(
-            &mut b,
+            b,
             PartitionState {
                 partition: PartitionId(p),
                 ..state(0, 1, &[0], 1)
             },
-            &mut out,
+            out,
         );
     }
+}
+
+fn transaction_broker() -> Broker {
+    let mut b = started(Broker::new(BrokerId(0), &transaction_config()));
+    lead_both(&mut b, &mut Outbox::default());
     b
 }
 
@@ -585,13 +593,7 @@ fn a_new_coordinator_finishes_a_prepared_commit_from_the_log() {
     use crate::message::{Control, TxnLogEntry, TxnStatus};
     use crate::types::{PartitionSet, ProducerEpoch, TxnId};
     // The log of __transaction_state says PrepareCommit; the markers were never sent.
-    let config = Config {
-        partitions: 1,
-        transaction_state_partitions: 1,
-        min_insync_replicas: 1,
-        ..config()
-    };
-    let mut b = started(Broker::new(BrokerId(0), &config));
+    let mut b = started(Broker::new(BrokerId(0), &transaction_config()));
     let id = TxnId(4);
     let pid = super::producer_id_of(id);
     b.replicas[1].log.append(Record {
@@ -607,16 +609,7 @@ fn a_new_coordinator_finishes_a_prepared_commit_from_the_log() {
         ..record(0, 1)
     });
     let mut out = Outbox::default();
-    for p in [0, 1] {
-        publish(
-            &mut b,
-            PartitionState {
-                partition: PartitionId(p),
-                ..state(0, 1, &[0], 1)
-            },
-            &mut out,
-        );
-    }
+    lead_both(&mut b, &mut out);
     // Becoming leader of partition 1 loaded the state and sent the markers.
     let markers = deliver(&mut b, NodeId::Broker(BrokerId(0)), &mut out);
     deliver(&mut b, NodeId::Broker(BrokerId(0)), &mut { markers });

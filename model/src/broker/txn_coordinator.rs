@@ -338,9 +338,8 @@ impl Broker {
             control: None,
             txn_state: Some(entry),
         };
-        let id = self.append_internal(now, p, record, out);
-        self.txn.writes.insert(id, (entry, then));
-        self.await_replication(id, out);
+        let write = self.append_internal(now, p, record, out);
+        self.txn.writes.insert(write, (entry, then));
     }
 
     /// A transaction-log append completed (committed, or failed: then the coordinator
@@ -473,7 +472,7 @@ impl Broker {
             // INVALID_PRODUCER_EPOCH: a newer epoch's marker is already there, so this
             // transaction is over in that partition.
             if matches!(r.result, Ok(_) | Err(ErrorCode::InvalidProducerEpoch)) {
-                m.markers_pending.0 &= !(1 << r.partition.0);
+                m.markers_pending.remove(r.partition);
             }
         }
         if m.markers_pending.is_empty() && m.markers_inflight.is_empty() && !m.writing {
