@@ -281,6 +281,7 @@ impl Config {
             "fetch.max.wait.ms" => self.fetch_max_wait_ms = parse_u64(key, value)?,
             "max.poll.records" => self.max_poll_records = parse_u32(key, value)?,
             "replica.fetch.max.bytes" => self.replica_fetch_max_bytes = parse_u64(key, value)?,
+            "transaction.timeout.ms" => self.transaction_timeout_ms = parse_u64(key, value)?,
             "isolation.level" => {
                 self.read_committed = match value {
                     "read_committed" => true,
@@ -488,5 +489,20 @@ mod tests {
         assert_eq!(t.len(), 6);
         assert_eq!(t[1].replicas, vec![BrokerId(1), BrokerId(2), BrokerId(0)]);
         assert_eq!(t[1].key(), "orders-1");
+    }
+
+    #[test]
+    fn every_settable_key_is_accepted() {
+        // SETTABLE_KEYS (shown in the error message) and `set` must agree.
+        for key in SETTABLE_KEYS {
+            let mut c = Config::default();
+            let value = match *key {
+                "acks" => "all",
+                "isolation.level" => "read_committed",
+                "unclean.leader.election.enable" | "enable.idempotence" => "true",
+                _ => "40000",
+            };
+            assert!(c.set(key, value).is_ok(), "--set {key}={value} refused");
+        }
     }
 }
