@@ -48,6 +48,25 @@ pub enum Bug {
     /// The leader remembers only the last batch per producer instead of five (Kafka
     /// 0.11, before KAFKA-5494): a retry of an older in-flight batch is not recognised.
     DedupWindow1,
+    /// InitProducerId for a known `transactional.id` neither bumps the epoch nor aborts
+    /// the previous instance's open transaction: a zombie keeps producing and commits.
+    NoProducerFencing,
+    /// A partition leader appends a transactional batch without asking the coordinator
+    /// whether the partition is in an ongoing transaction (before KIP-890 part 1): a
+    /// produce delayed past its transaction's abort opens a transaction nobody ends.
+    HangingTxn,
+    /// The producer epoch is not bumped at the end of each transaction (before KIP-890
+    /// part 2): a delayed write of an aborted transaction joins the next one.
+    LateWriteJoinsNextTxn,
+    /// TxnOffsetCommit is not checked against the group generation and member (before
+    /// KIP-447): a zombie's transactional offset commit is accepted.
+    NoTxnOffsetGenerationFence,
+    /// OffsetFetch ignores `RequireStable` (before KIP-447): a new owner reads the old
+    /// committed offset while a transactional offset commit is pending.
+    NoRequireStable,
+    /// A `read_committed` fetch is served up to the high watermark, past the last
+    /// stable offset (records of undecided transactions leak).
+    ReadUncommittedLeak,
     /// Test-only: the simulator panics inside the run on some seeds, to prove that a
     /// panic is caught and reported per seed. Not listed by `--list-bugs`.
     InjectedPanic,
@@ -154,6 +173,42 @@ pub const ALL_BUGS: &[(Bug, &str, &str, &str)] = &[
         "dedup-window-1",
         "KAFKA-5494",
         "the leader remembers 1 batch per producer instead of 5: a retry of an older in-flight batch is refused as out of order, and the producer's epoch bump appends it again",
+    ),
+    (
+        Bug::NoProducerFencing,
+        "no-producer-fencing",
+        "KIP-98",
+        "a second producer with the same transactional.id does not bump the epoch or abort the open transaction: the zombie's commit goes through",
+    ),
+    (
+        Bug::HangingTxn,
+        "hanging-txn",
+        "KIP-890",
+        "a transactional produce delayed past its transaction's abort is appended without verifying the transaction: it opens a transaction nobody ends (last stable offset stuck)",
+    ),
+    (
+        Bug::LateWriteJoinsNextTxn,
+        "late-write-joins-next-txn",
+        "KIP-890",
+        "no producer epoch bump per transaction: the delayed write of an aborted transaction is appended into the next one and commits with it",
+    ),
+    (
+        Bug::NoTxnOffsetGenerationFence,
+        "no-txn-offset-generation-fence",
+        "KIP-447",
+        "transactional offset commits are not fenced by the consumer group generation: a zombie's commit of inputs already reprocessed is accepted",
+    ),
+    (
+        Bug::NoRequireStable,
+        "no-require-stable",
+        "KIP-447",
+        "OffsetFetch ignores RequireStable: a new owner reads the old committed offset while a transactional offset commit is pending",
+    ),
+    (
+        Bug::ReadUncommittedLeak,
+        "read-uncommitted-leak",
+        "KIP-98",
+        "a read_committed consumer is served records above the last stable offset (of undecided and aborted transactions)",
     ),
 ];
 

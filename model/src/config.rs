@@ -3,7 +3,7 @@
 //! (e.g. `min.insync.replicas` above the replication factor) before a run starts.
 
 use crate::bug::Bug;
-use crate::types::{BrokerId, PartitionId, PartitionSet, TxnId};
+use crate::types::{BrokerId, GroupId, PartitionId, PartitionSet, TxnId};
 use std::collections::BTreeSet;
 use std::fmt;
 
@@ -69,6 +69,10 @@ pub struct Config {
     /// are the cluster's (`transaction.state.log.replication.factor=3`,
     /// `transaction.state.log.min.isr=2` by default in Kafka, as here).
     pub transaction_state_partitions: u32,
+    /// `offsets.topic.num.partitions` (Kafka: 50; 0 here means no `__consumer_offsets`
+    /// topic and no group coordinator). Replication factor and min ISR are the
+    /// cluster's, as for `__transaction_state`.
+    pub offsets_topic_partitions: u32,
     // --- broker ---
     pub min_insync_replicas: u32,
     pub unclean_leader_election_enable: bool,
@@ -133,6 +137,7 @@ impl Default for Config {
             partitions: 6,
             output_partitions: 0,
             transaction_state_partitions: 0,
+            offsets_topic_partitions: 0,
             replication_factor: 3,
             min_insync_replicas: 2,
             unclean_leader_election_enable: false,
@@ -175,6 +180,9 @@ pub const OUTPUT_TOPIC: &str = "processed-orders";
 
 /// Kafka's internal topic holding the transaction coordinators' state.
 pub const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";
+
+/// Kafka's internal topic holding the group coordinators' state (committed offsets).
+pub const CONSUMER_OFFSETS_TOPIC: &str = "__consumer_offsets";
 
 /// The keys `--set` accepts, for the error message on an unknown one.
 pub const SETTABLE_KEYS: &[&str] = &[
@@ -309,7 +317,9 @@ impl Config {
         if self.brokers == 0 || self.brokers > 64 {
             return err(format!("brokers={} must be between 1 and 64", self.brokers));
         }
-        if self.transaction_state_partitions > 0 && self.total_partitions() > PartitionSet::MAX {
+        if (self.transaction_state_partitions > 0 || self.offsets_topic_partitions > 0)
+            && self.total_partitions() > PartitionSet::MAX
+        {
             return err(format!(
                 "a cluster with transactions has at most {} partitions in all (it has {})",
                 PartitionSet::MAX,
@@ -385,7 +395,8 @@ impl Config {
     }
 
     /// The partition table: the `partitions` partitions of the input topic, then those
-    /// of `processed-orders` and `__transaction_state` when they exist; replicas
+    /// of `processed-orders`, `__transaction_state` and `__consumer_offsets` when they
+    /// exist; replicas
     /// assigned round-robin as Kafka's default assignment does (the n-th partition of
     /// the table starts at broker n mod brokers).
     pub fn partition_table(&self) -> Vec<PartitionSpec> {
@@ -393,6 +404,7 @@ impl Config {
             (self.topic.as_str(), self.partitions),
             (OUTPUT_TOPIC, self.output_partitions),
             (TRANSACTION_STATE_TOPIC, self.transaction_state_partitions),
+            (CONSUMER_OFFSETS_TOPIC, self.offsets_topic_partitions),
         ];
         let mut table = Vec::new();
         for (topic, count) in topics {
@@ -412,7 +424,12 @@ impl Config {
 
     /// Every partition of the table (input, output and internal topics).
     pub fn total_partitions(&self) -> u32 {
-        self.partitions + self.output_partitions + self.transaction_state_partitions
+        self.internal_start() + self.transaction_state_partitions + self.offsets_topic_partitions
+    }
+
+    /// The first partition of the internal topics (after input and output).
+    fn internal_start(&self) -> u32 {
+        self.partitions + self.output_partitions
     }
 
     pub fn partition_ids(&self) -> impl Iterator<Item = PartitionId> {
@@ -427,12 +444,35 @@ impl Config {
             id.0.to_string().as_bytes(),
             self.transaction_state_partitions,
         );
-        PartitionId(self.partitions + self.output_partitions + n)
+        PartitionId(self.internal_start() + n)
     }
 
     /// Is `p` a partition of `__transaction_state`?
     pub fn is_transaction_state(&self, p: PartitionId) -> bool {
-        p.0 >= self.partitions + self.output_partitions && p.0 < self.total_partitions()
+        p.0 >= self.internal_start()
+            && p.0 < self.internal_start() + self.transaction_state_partitions
+    }
+
+    /// The `__consumer_offsets` partition whose leader coordinates `group` (Kafka:
+    /// `abs(groupId.hashCode) % offsets.topic.num.partitions`).
+    pub fn consumer_offsets_partition(&self, group: GroupId) -> PartitionId {
+        debug_assert!(self.offsets_topic_partitions > 0);
+        let n = crate::client::partition_for_key(
+            group.name().as_bytes(),
+            self.offsets_topic_partitions,
+        );
+        PartitionId(self.internal_start() + self.transaction_state_partitions + n)
+    }
+
+    /// Is `p` a partition of `__consumer_offsets`?
+    pub fn is_consumer_offsets(&self, p: PartitionId) -> bool {
+        p.0 >= self.internal_start() + self.transaction_state_partitions
+            && p.0 < self.total_partitions()
+    }
+
+    /// Is `p` a partition of an internal topic (not read by the workload's consumers)?
+    pub fn is_internal(&self, p: PartitionId) -> bool {
+        p.0 >= self.internal_start()
     }
 
     /// Records one follower fetch may return (`replica.fetch.max.bytes`).

@@ -2,13 +2,15 @@
 //! these into history lines (`../shared/design/history.md`) with index and time; the
 //! model only says what the client invoked and how it completed.
 
-use crate::types::{Offset, PartitionId, Value};
+use crate::types::{Generation, GroupId, MemberId, Offset, PartitionId, Value};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OpKind {
     Send,
     Poll,
     Assign,
+    /// A producer transaction (polls and sends; consume-transform-produce).
+    Txn,
     Crash,
 }
 
@@ -45,4 +47,9 @@ pub struct HistoryEvent {
     /// For `assign`: the partitions now assigned.
     pub assigned: Vec<PartitionId>,
     pub error: Option<&'static str>,
+    /// For `txn`: the input offsets committed inside the transaction (the next offset
+    /// to consume per input partition), as `sendOffsetsToTransaction` sent them.
+    pub offsets: Vec<(PartitionId, Offset)>,
+    /// The consumer group, generation and member the operation ran under.
+    pub group: Option<(GroupId, Generation, MemberId)>,
 }

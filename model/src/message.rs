@@ -3,8 +3,8 @@
 //! error codes; fields are the ones each mechanism needs, not Kafka's full schemas.
 
 use crate::types::{
-    BrokerEpoch, BrokerId, Epoch, Offset, PartitionEpoch, PartitionId, PartitionSet, ProducerEpoch,
-    ProducerId, Sequence, SimTime, TxnId, Value,
+    BrokerEpoch, BrokerId, Epoch, Generation, GroupId, MemberId, Offset, PartitionEpoch,
+    PartitionId, PartitionSet, ProducerEpoch, ProducerId, Sequence, SimTime, TxnId, Value,
 };
 
 /// Kafka error codes, as data in responses.
@@ -33,6 +33,12 @@ pub enum ErrorCode {
     ConcurrentTransactions,
     ProducerFenced,
     InvalidTxnState,
+    /// Group coordinator errors (KIP-447 fencing of offset commits; KIP-345 static
+    /// members; KIP-447's `RequireStable`).
+    IllegalGeneration,
+    UnknownMemberId,
+    FencedInstanceId,
+    UnstableOffsetCommit,
     /// Client-side: the connection broke with the request in flight.
     NetworkException,
 }
@@ -62,6 +68,10 @@ impl ErrorCode {
             ErrorCode::ConcurrentTransactions => "CONCURRENT_TRANSACTIONS",
             ErrorCode::ProducerFenced => "PRODUCER_FENCED",
             ErrorCode::InvalidTxnState => "INVALID_TXN_STATE",
+            ErrorCode::IllegalGeneration => "ILLEGAL_GENERATION",
+            ErrorCode::UnknownMemberId => "UNKNOWN_MEMBER_ID",
+            ErrorCode::FencedInstanceId => "FENCED_INSTANCE_ID",
+            ErrorCode::UnstableOffsetCommit => "UNSTABLE_OFFSET_COMMIT",
         }
     }
 }
@@ -309,13 +319,26 @@ pub enum Message {
         correlation: u64,
         result: Result<(ProducerId, ProducerEpoch), ErrorCode>,
     },
-    /// Register partitions in the transaction before producing to them.
+    /// Register partitions in the transaction before producing to them. With
+    /// `verify_only` (KIP-890 part 1, sent by a partition leader before it appends a
+    /// transactional batch) nothing is added: the answer says whether the partition is
+    /// already in the producer's ongoing transaction (`INVALID_TXN_STATE` if not).
     AddPartitionsToTxn {
         correlation: u64,
         transactional_id: TxnId,
         producer_id: ProducerId,
         producer_epoch: ProducerEpoch,
         partitions: PartitionSet,
+        verify_only: bool,
+    },
+    /// `sendOffsetsToTransaction`, step 1: add the group's `__consumer_offsets`
+    /// partition to the transaction, so the commit or abort marker reaches it.
+    AddOffsetsToTxn {
+        correlation: u64,
+        transactional_id: TxnId,
+        producer_id: ProducerId,
+        producer_epoch: ProducerEpoch,
+        group: GroupId,
     },
     /// Commit (`commit`) or abort the transaction.
     EndTxn {
@@ -325,10 +348,62 @@ pub enum Message {
         producer_epoch: ProducerEpoch,
         commit: bool,
     },
-    /// The answer to AddPartitionsToTxn and EndTxn.
+    /// The answer to AddPartitionsToTxn and AddOffsetsToTxn.
     TxnResponse {
         correlation: u64,
         result: Result<(), ErrorCode>,
+    },
+    /// The answer to EndTxn: the producer epoch for the next transaction (KIP-890
+    /// part 2 bumps it at the end of every transaction).
+    EndTxnResponse {
+        correlation: u64,
+        result: Result<ProducerEpoch, ErrorCode>,
+    },
+    // ---- consumer groups (the part exactly-once needs; KIP-345, KIP-447) ----
+    /// Join `group` as the static member `instance` (`group.instance.id`). A join
+    /// starts a new generation; a newer `member` of the same instance replaces the
+    /// older one, which is then fenced (`FENCED_INSTANCE_ID`).
+    JoinGroup {
+        correlation: u64,
+        group: GroupId,
+        instance: u32,
+        member: MemberId,
+    },
+    JoinGroupResponse {
+        correlation: u64,
+        result: Result<Generation, ErrorCode>,
+    },
+    /// `sendOffsetsToTransaction`, step 2, to the group coordinator: the offsets stay
+    /// pending until the transaction's marker reaches `__consumer_offsets`. Carries the
+    /// consumer's generation and member id so a zombie is fenced (KIP-447).
+    TxnOffsetCommit {
+        correlation: u64,
+        transactional_id: TxnId,
+        producer_id: ProducerId,
+        producer_epoch: ProducerEpoch,
+        group: GroupId,
+        generation: Generation,
+        member: MemberId,
+        /// Per partition: the next offset to consume.
+        offsets: Vec<(PartitionId, Offset)>,
+    },
+    TxnOffsetCommitResponse {
+        correlation: u64,
+        result: Result<(), ErrorCode>,
+    },
+    /// The group's committed offsets for `partitions`. With `require_stable`
+    /// (KIP-447) a partition with a pending transactional commit is answered
+    /// `UNSTABLE_OFFSET_COMMIT` instead of its older committed offset.
+    OffsetFetch {
+        correlation: u64,
+        group: GroupId,
+        partitions: PartitionSet,
+        require_stable: bool,
+    },
+    /// Per partition: the committed offset (`None`: nothing committed yet).
+    OffsetFetchResponse {
+        correlation: u64,
+        result: Result<Vec<(PartitionId, Option<Offset>)>, ErrorCode>,
     },
 }
 
@@ -363,6 +438,10 @@ impl Message {
                 | Message::InitProducerId { .. }
                 | Message::AddPartitionsToTxn { .. }
                 | Message::EndTxn { .. }
+                | Message::AddOffsetsToTxn { .. }
+                | Message::JoinGroup { .. }
+                | Message::TxnOffsetCommit { .. }
+                | Message::OffsetFetch { .. }
         )
     }
 
@@ -391,6 +470,14 @@ impl Message {
             Message::AddPartitionsToTxn { .. } => "AddPartitionsToTxn",
             Message::EndTxn { .. } => "EndTxn",
             Message::TxnResponse { .. } => "TxnResponse",
+            Message::EndTxnResponse { .. } => "EndTxnResponse",
+            Message::AddOffsetsToTxn { .. } => "AddOffsetsToTxn",
+            Message::JoinGroup { .. } => "JoinGroup",
+            Message::JoinGroupResponse { .. } => "JoinGroupResponse",
+            Message::TxnOffsetCommit { .. } => "TxnOffsetCommit",
+            Message::TxnOffsetCommitResponse { .. } => "TxnOffsetCommitResponse",
+            Message::OffsetFetch { .. } => "OffsetFetch",
+            Message::OffsetFetchResponse { .. } => "OffsetFetchResponse",
         }
     }
 }

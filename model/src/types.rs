@@ -154,6 +154,26 @@ pub struct ProducerEpoch(pub u16);
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct TxnId(pub u32);
 
+/// A consumer group (`group.id`), by index: the history names it `group-N`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct GroupId(pub u32);
+
+impl GroupId {
+    /// The `group.id` as the history writes it.
+    pub fn name(self) -> String {
+        format!("group-{}", self.0)
+    }
+}
+
+/// A group member's `member.id`, unique per client process incarnation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MemberId(pub u64);
+
+/// A consumer group's generation: bumped by every membership change (rebalance). Offset
+/// commits carry it, so a member of an older generation (a zombie) is refused (KIP-447).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Generation(pub u32);
+
 /// A set of partitions of the partition table (at most 64 partitions: the simulated
 /// clusters are small). Used where Kafka stores a list of topic-partitions, in the
 /// transaction log entries, so that a record stays a small `Copy` value.

@@ -153,6 +153,13 @@ pub fn exercising(bug: model::bug::Bug) -> &'static [&'static str] {
             &["idempotent-retry", "network-partition", "chaos"]
         }
         Bug::InflightReorder => &["idempotent-retry", "network-partition"],
+        // Zombies, stalls and restarted instances of a consume-transform-produce app.
+        Bug::NoProducerFencing
+        | Bug::NoTxnOffsetGenerationFence
+        | Bug::NoRequireStable
+        | Bug::ReadUncommittedLeak => &["exactly-once"],
+        // A transactional produce delayed past its transaction's abort.
+        Bug::HangingTxn | Bug::LateWriteJoinsNextTxn => &["hanging-transaction"],
         Bug::InjectedPanic => &[],
     }
 }

@@ -31,11 +31,11 @@ impl Recorder {
             Outcome::Info => OpType::Info,
         };
         let (f, value) = match e.kind {
-            OpKind::Send | OpKind::Poll => {
-                let f = if e.kind == OpKind::Send {
-                    F::Send
-                } else {
-                    F::Poll
+            OpKind::Send | OpKind::Poll | OpKind::Txn => {
+                let f = match e.kind {
+                    OpKind::Send => F::Send,
+                    OpKind::Poll => F::Poll,
+                    _ => F::Txn,
                 };
                 let mops = e
                     .mops
@@ -79,6 +79,19 @@ impl Recorder {
         };
         let mut op = Op::new(self.ops.len() as u64, now.0, typ, e.process, f, value);
         op.error = e.error.map(str::to_string);
+        if !e.offsets.is_empty() {
+            op.offsets = Some(
+                e.offsets
+                    .iter()
+                    .map(|(p, o)| (self.keys[p.index()].clone(), o.0))
+                    .collect(),
+            );
+        }
+        if let Some((group, generation, member)) = e.group {
+            op.group = Some(group.name());
+            op.generation = Some(i64::from(generation.0));
+            op.member = Some(format!("member-{}", member.0));
+        }
         self.ops.push(op);
     }
 

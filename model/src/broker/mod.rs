@@ -330,6 +330,7 @@ impl Broker {
                 producer_id,
                 producer_epoch,
                 partitions,
+                verify_only: _,
             } => self.on_add_partitions_to_txn(
                 now,
                 from,

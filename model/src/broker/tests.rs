@@ -499,6 +499,7 @@ fn a_transaction_commits_through_the_log_and_a_new_instance_fences_the_old() {
         producer_id: pid,
         producer_epoch: epoch,
         partitions: [P].into_iter().collect::<PartitionSet>(),
+        verify_only: false,
     };
     assert!(matches!(
         txn_request(&mut b, add(epoch))[..],
@@ -530,7 +531,7 @@ fn a_transaction_commits_through_the_log_and_a_new_instance_fences_the_old() {
     };
     assert!(matches!(
         txn_request(&mut b, end(epoch, true))[..],
-        [Message::TxnResponse { result: Ok(()), .. }]
+        [Message::EndTxnResponse { result: Ok(_), .. }]
     ));
     let log = &b.replicas[0].log;
     assert_eq!(log.log_end_offset(), Offset(2), "record and commit marker");
@@ -568,7 +569,7 @@ fn a_transaction_commits_through_the_log_and_a_new_instance_fences_the_old() {
     // The zombie is fenced at the coordinator and at the partition.
     assert!(matches!(
         txn_request(&mut b, end(epoch, true))[..],
-        [Message::TxnResponse {
+        [Message::EndTxnResponse {
             result: Err(ErrorCode::ProducerFenced),
             ..
         }]

@@ -42,11 +42,21 @@ pub fn producer_id_of(id: TxnId) -> ProducerId {
 pub(super) enum AfterWrite {
     /// Answer InitProducerId with the entry's producer id and epoch.
     InitProducerId { client: NodeId, correlation: u64 },
-    /// Answer AddPartitionsToTxn or EndTxn.
+    /// Answer AddPartitionsToTxn or AddOffsetsToTxn.
     Respond { client: NodeId, correlation: u64 },
+    /// Answer EndTxn with the epoch for the next transaction.
+    EndTxn { client: NodeId, correlation: u64 },
     /// A prepared abort or commit of the coordinator's own (time-out, fencing):
     /// nobody to answer.
     Nothing,
+}
+
+/// Which response type a coordinator error goes back in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TxnApi {
+    InitProducerId,
+    EndTxn,
+    Other,
 }
 
 /// A transaction as the coordinator knows it.
@@ -78,17 +88,20 @@ pub struct TxnCoordinator {
 }
 
 impl Broker {
-    fn txn_error(correlation: u64, init: bool, e: ErrorCode) -> Message {
-        if init {
-            Message::InitProducerIdResponse {
+    fn txn_error(correlation: u64, api: TxnApi, e: ErrorCode) -> Message {
+        match api {
+            TxnApi::InitProducerId => Message::InitProducerIdResponse {
                 correlation,
                 result: Err(e),
-            }
-        } else {
-            Message::TxnResponse {
+            },
+            TxnApi::EndTxn => Message::EndTxnResponse {
                 correlation,
                 result: Err(e),
-            }
+            },
+            TxnApi::Other => Message::TxnResponse {
+                correlation,
+                result: Err(e),
+            },
         }
     }
 
@@ -116,14 +129,23 @@ impl Broker {
     ) {
         let p = match self.coordinates(id) {
             Ok(p) => p,
-            Err(e) => return out.send(client, Self::txn_error(correlation, true, e)),
+            Err(e) => {
+                return out.send(
+                    client,
+                    Self::txn_error(correlation, TxnApi::InitProducerId, e),
+                )
+            }
         };
         let current = self.txn.txns.get(&id).cloned();
         let next = match current {
             Some(m) if m.writing || m.entry.status.is_preparing() => {
                 return out.send(
                     client,
-                    Self::txn_error(correlation, true, ErrorCode::ConcurrentTransactions),
+                    Self::txn_error(
+                        correlation,
+                        TxnApi::InitProducerId,
+                        ErrorCode::ConcurrentTransactions,
+                    ),
                 );
             }
             Some(m) if m.entry.status == TxnStatus::Ongoing => {
@@ -132,7 +154,11 @@ impl Broker {
                 self.prepare_end(now, id, false, true, AfterWrite::Nothing, out);
                 return out.send(
                     client,
-                    Self::txn_error(correlation, true, ErrorCode::ConcurrentTransactions),
+                    Self::txn_error(
+                        correlation,
+                        TxnApi::InitProducerId,
+                        ErrorCode::ConcurrentTransactions,
+                    ),
                 );
             }
             Some(m) => TxnLogEntry {
@@ -205,7 +231,7 @@ impl Broker {
     ) {
         let entry = match self.check_txn_request(id, producer_id, epoch) {
             Ok(m) => m.entry,
-            Err(e) => return out.send(client, Self::txn_error(correlation, false, e)),
+            Err(e) => return out.send(client, Self::txn_error(correlation, TxnApi::Other, e)),
         };
         if entry.status == TxnStatus::Ongoing
             && entry.partitions.union(partitions) == entry.partitions
@@ -256,11 +282,11 @@ impl Broker {
         commit: bool,
         out: &mut Outbox,
     ) {
-        let status = match self.check_txn_request(id, producer_id, epoch) {
-            Ok(m) => m.entry.status,
-            Err(e) => return out.send(client, Self::txn_error(correlation, false, e)),
+        let (status, current) = match self.check_txn_request(id, producer_id, epoch) {
+            Ok(m) => (m.entry.status, m.entry.producer_epoch),
+            Err(e) => return out.send(client, Self::txn_error(correlation, TxnApi::EndTxn, e)),
         };
-        let answer = |result| Message::TxnResponse {
+        let answer = |result| Message::EndTxnResponse {
             correlation,
             result,
         };
@@ -270,7 +296,7 @@ impl Broker {
                 id,
                 commit,
                 false,
-                AfterWrite::Respond {
+                AfterWrite::EndTxn {
                     client,
                     correlation,
                 },
@@ -278,10 +304,10 @@ impl Broker {
             ),
             // A retried EndTxn whose first attempt already completed.
             (TxnStatus::CompleteCommit, true) | (TxnStatus::CompleteAbort, false) => {
-                out.send(client, answer(Ok(())))
+                out.send(client, answer(Ok(current)))
             }
             // Nothing was added: an empty transaction ends at once.
-            (TxnStatus::Empty, _) => out.send(client, answer(Ok(()))),
+            (TxnStatus::Empty, _) => out.send(client, answer(Ok(current))),
             _ => out.send(client, answer(Err(ErrorCode::InvalidTxnState))),
         }
     }
@@ -399,6 +425,22 @@ impl Broker {
                 Message::TxnResponse {
                     correlation,
                     result: e.map_or(Ok(()), Err),
+                },
+            ),
+            (
+                AfterWrite::EndTxn {
+                    client,
+                    correlation,
+                },
+                e,
+            ) => out.send(
+                client,
+                Message::EndTxnResponse {
+                    correlation,
+                    result: match e {
+                        None => Ok(entry.producer_epoch),
+                        Some(e) => Err(e),
+                    },
                 },
             ),
             (AfterWrite::Nothing, _) => {}

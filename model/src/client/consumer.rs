@@ -113,6 +113,8 @@ impl Consumer {
                 mops: Vec::new(),
                 assigned: assigned.clone(),
                 error: None,
+                offsets: Vec::new(),
+                group: None,
             });
         }
     }
@@ -166,6 +168,8 @@ impl Consumer {
             mops: vec![MicroOp::Poll { reads: None }],
             assigned: Vec::new(),
             error: None,
+            offsets: Vec::new(),
+            group: None,
         });
         let mut poll = Poll {
             started: now,
@@ -346,6 +350,8 @@ impl Consumer {
             }],
             assigned: Vec::new(),
             error: None,
+            offsets: Vec::new(),
+            group: None,
         });
     }
 

@@ -458,6 +458,8 @@ impl Producer {
                 .collect(),
             assigned: Vec::new(),
             error: None,
+            offsets: Vec::new(),
+            group: None,
         });
         for (i, &(p, value, _)) in records.iter().enumerate() {
             self.add_to_batch(now, p, value, thread, i, out);
@@ -746,6 +748,8 @@ impl Producer {
                 .collect(),
             assigned: Vec::new(),
             error: if all_written { None } else { op.error },
+            offsets: Vec::new(),
+            group: None,
         });
         let t = &mut self.threads[thread];
         if outcome == Outcome::Info {
