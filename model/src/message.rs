@@ -285,6 +285,9 @@ pub enum Message {
     },
     Produce {
         correlation: u64,
+        /// The producer's `transactional.id` (Kafka's request-level field): a leader
+        /// verifies a transactional batch with its coordinator (KIP-890 part 1).
+        transactional_id: Option<TxnId>,
         acks_all: bool,
         acks_none: bool,
         batches: Vec<ProduceBatch>,

@@ -303,6 +303,7 @@ impl Broker {
             }
             Message::Produce {
                 correlation,
+                transactional_id: _,
                 acks_all,
                 acks_none,
                 batches,

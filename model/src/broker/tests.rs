@@ -169,6 +169,7 @@ fn high_watermark_waits_for_a_replica_whose_isr_addition_is_pending() {
         read_committed: false,
     };
     let produce = |values: Vec<u64>| Message::Produce {
+        transactional_id: None,
         correlation: 1,
         acks_all: true,
         acks_none: false,
@@ -271,6 +272,7 @@ fn acks_all_is_refused_below_min_insync_replicas() {
         SimTime::ZERO,
         NodeId::Client(crate::types::ClientId(0)),
         Message::Produce {
+            transactional_id: None,
             correlation: 1,
             acks_all: true,
             acks_none: false,
@@ -361,6 +363,7 @@ fn read_committed_stops_at_the_open_transaction_and_learns_of_aborts() {
         values: vec![10 + u64::from(seq), 11 + u64::from(seq)],
     };
     let produce = |batch: ProduceBatch| Message::Produce {
+        transactional_id: None,
         correlation: 1,
         acks_all: false,
         acks_none: false,
@@ -506,6 +509,7 @@ fn a_transaction_commits_through_the_log_and_a_new_instance_fences_the_old() {
         [Message::TxnResponse { result: Ok(()), .. }]
     ));
     let produce = |epoch, seq| Message::Produce {
+        transactional_id: None,
         correlation: 3,
         acks_all: true,
         acks_none: false,

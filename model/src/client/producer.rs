@@ -609,6 +609,7 @@ impl Producer {
         out.send(
             NodeId::Broker(leader),
             Message::Produce {
+                transactional_id: None,
                 correlation,
                 acks_all: acks == Acks::All,
                 acks_none: acks == Acks::None,
