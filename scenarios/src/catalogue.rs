@@ -537,6 +537,126 @@ fn idempotent_retry(config: &Config, phases: &Phases, draw: &mut dyn Draw) -> Ve
     events
 }
 
+/// The payments pipeline of the design guide: 3 `orders` partitions written by
+/// idempotent producers, 3 `processed-orders` partitions, and the two internal topics
+/// (2 partitions each, RF 3, min ISR 2). Consumers of the check read `read_committed`.
+/// `transaction.timeout.ms` is 10 s instead of Kafka's 60 s so that a stalled instance
+/// outlives its transaction within the 40 s fault phase.
+fn exactly_once_config() -> Config {
+    Config {
+        output_partitions: 3,
+        transaction_state_partitions: 2,
+        offsets_topic_partitions: 2,
+        read_committed: true,
+        transaction_timeout_ms: 10_000,
+        request_timeout_ms: 5_000,
+        ..Config::default()
+    }
+}
+
+/// Two app instances (slots), each owning input partitions of its slot.
+fn exactly_once_workload() -> Workload {
+    Workload {
+        apps: 2,
+        ..Workload::default()
+    }
+}
+
+/// Episodes, one at a time: a broker crash (any partition's leader, internal topics
+/// included, so coordinators move); an app instance crash and restart; a stall longer
+/// than `transaction.timeout.ms` (the coordinator aborts and fences it); a shorter stall
+/// during which a replacement takes the slot (the stalled one returns as a zombie).
+/// Replacements reuse the slot's `transactional.id` (fenced by InitProducerId) or take a
+/// fresh one (fenced only by the group generation, KIP-447), drawn per episode.
+fn exactly_once(config: &Config, phases: &Phases, draw: &mut dyn Draw) -> Vec<FaultEvent> {
+    let mut events = Vec::new();
+    let end = phases.heal_at.as_ms().saturating_sub(4_000);
+    let slots = 2;
+    let mut t = draw.between(3_000, 6_000);
+    while t < end {
+        let slot = draw.below(slots) as u32;
+        let fresh_transactional_id = draw.chance(1, 2);
+        let length = match draw.below(4) {
+            0 => {
+                let p = PartitionId(draw.below(u64::from(config.total_partitions())) as u32);
+                let down = draw.between(1_000, 6_000);
+                events.push(at(t, Fault::Crash(Target::LeaderOf(p))));
+                events.push(at(t + down, Fault::RestartAll));
+                down + draw.between(4_000, 8_000)
+            }
+            1 => {
+                let restart_after_ms = draw.between(300, 5_000);
+                events.push(at(
+                    t,
+                    Fault::AppCrash {
+                        slot,
+                        restart_after_ms,
+                        fresh_transactional_id,
+                    },
+                ));
+                restart_after_ms + draw.between(2_000, 5_000)
+            }
+            2 => {
+                let ms = config.transaction_timeout_ms + draw.between(1_000, 8_000);
+                events.push(at(
+                    t,
+                    Fault::AppStall {
+                        slot,
+                        ms,
+                        replace_after_ms: None,
+                        fresh_transactional_id,
+                    },
+                ));
+                ms + draw.between(1_000, 4_000)
+            }
+            _ => {
+                let ms = draw.between(2_000, 9_000);
+                let replace_after_ms = draw.between(200, ms / 2);
+                events.push(at(
+                    t,
+                    Fault::AppStall {
+                        slot,
+                        ms,
+                        replace_after_ms: Some(replace_after_ms),
+                        fresh_transactional_id,
+                    },
+                ));
+                ms + draw.between(1_000, 4_000)
+            }
+        };
+        t += length;
+    }
+    events
+}
+
+/// As `exactly-once`, with `delivery.timeout.ms` = `request.timeout.ms` = 2 s: a
+/// produce request that gets no answer in 2 s expires its batch, and the application
+/// aborts the transaction while the request may still be on its way (Kafka allows
+/// `delivery.timeout.ms` down to `linger.ms + request.timeout.ms`).
+fn hanging_transaction_config() -> Config {
+    Config {
+        request_timeout_ms: 2_000,
+        delivery_timeout_ms: 2_000,
+        ..exactly_once_config()
+    }
+}
+
+/// Every 3-7 s, one app slot's next produce request is held 2.5-12 s: longer than its
+/// time-out, so the transaction is aborted first, and it arrives after the abort
+/// marker, or even after the next transaction of the same producer began.
+fn hanging_transaction(_: &Config, phases: &Phases, draw: &mut dyn Draw) -> Vec<FaultEvent> {
+    let mut events = Vec::new();
+    let end = phases.heal_at.as_ms().saturating_sub(4_000);
+    let mut t = draw.between(2_000, 4_000);
+    while t < end {
+        let slot = draw.below(2) as u32;
+        let ms = draw.between(2_500, 12_000);
+        events.push(at(t, Fault::DelayAppProduce { slot, ms }));
+        t += draw.between(3_000, 7_000);
+    }
+    events
+}
+
 /// Every record is its own batch (`linger.ms=0`, Kafka's default before 4.0), so the
 /// sends of one operation to a partition are separate batches in flight together and a
 /// reordering of batches shows in the history. `request.timeout.ms` is 3 s instead of
@@ -715,6 +835,26 @@ pub fn all() -> Vec<Scenario> {
             network: NetworkSpec::default(),
             phases: phases(40_000),
             faults: idempotent_retry,
+            allowed: config_allowances,
+        },
+        Scenario {
+            name: "exactly-once",
+            description: "consume-transform-produce (payments: orders -> processed-orders) with transactions and offsets committed in them; app instances crash, stall past transaction.timeout.ms and come back as zombies beside their replacements; coordinators' brokers crash: every input processed exactly once in committed output",
+            config: exactly_once_config(),
+            workload: exactly_once_workload(),
+            network: NetworkSpec::default(),
+            phases: phases(40_000),
+            faults: exactly_once,
+            allowed: config_allowances,
+        },
+        Scenario {
+            name: "hanging-transaction",
+            description: "consume-transform-produce whose produce requests are now and then held in the network past their transaction's abort (KIP-890): the last stable offset keeps moving and read_committed consumers never stall",
+            config: hanging_transaction_config(),
+            workload: exactly_once_workload(),
+            network: NetworkSpec::default(),
+            phases: phases(40_000),
+            faults: hanging_transaction,
             allowed: config_allowances,
         },
     ]

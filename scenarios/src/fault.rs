@@ -68,6 +68,27 @@ pub enum Fault {
     /// The active controller crashes; a standby of the quorum takes over after this
     /// many milliseconds (the Raft election), with the committed metadata.
     CrashController(u64),
+    /// The current instance of application slot `slot` crashes; a new instance starts
+    /// `restart_after_ms` later, under the slot's `transactional.id` or, with
+    /// `fresh_transactional_id`, a new one (KIP-447 style).
+    AppCrash {
+        slot: u32,
+        restart_after_ms: u64,
+        fresh_transactional_id: bool,
+    },
+    /// The current instance of application slot `slot` stalls (a GC pause) for `ms`.
+    /// With `replace_after_ms`, a new instance is started for the slot meanwhile (a
+    /// supervisor that believed it dead): the stalled one comes back as a zombie.
+    AppStall {
+        slot: u32,
+        ms: u64,
+        replace_after_ms: Option<u64>,
+        fresh_transactional_id: bool,
+    },
+    /// The next Produce request of application slot `slot`'s current instance is held
+    /// in the network (a stuck connection, a request queued behind a slow one) for
+    /// `ms` more than its normal latency: it may arrive after its transaction ended.
+    DelayAppProduce { slot: u32, ms: u64 },
     /// No fault: the nemesis announces what it drew (the swarm parameters), for the
     /// fault timeline.
     Announce(String),

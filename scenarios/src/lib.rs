@@ -48,6 +48,10 @@ pub struct Workload {
     pub consumers: u32,
     /// Pause between a consumer's polls, in ms.
     pub poll_interval_ms: u64,
+    /// Instances of the consume-transform-produce application (`orders` ->
+    /// `processed-orders` with transactions; needs `output_partitions`, the
+    /// transaction and offsets topics). 0: none.
+    pub apps: u32,
 }
 
 impl Default for Workload {
@@ -61,6 +65,7 @@ impl Default for Workload {
             customers: 1000,
             consumers: 2,
             poll_interval_ms: 100,
+            apps: 0,
         }
     }
 }

@@ -320,6 +320,20 @@ fn stats_lines(out: &mut String, stats: &RunStats) {
             stats.batches_deduplicated, stats.batches_out_of_sequence
         );
     }
+    if let Some(t) = stats.transactions {
+        let _ = writeln!(
+            out,
+            "transactions: {} committed, {} aborted, {} unknown over {} app instances; {} inputs consumed, {} outputs committed; {} times a zombie was fenced; exactly-once {}",
+            t.committed,
+            t.aborted,
+            t.unknown,
+            t.instances,
+            t.inputs_consumed,
+            t.outputs_committed,
+            t.zombies_fenced,
+            if t.exactly_once_held { "held" } else { "BROKEN" }
+        );
+    }
 }
 
 /// The total and the longest of a list of windows (ms).

@@ -142,6 +142,24 @@ fn failover(out: &mut String, result: &RunResult) {
             stats.batches_deduplicated, stats.batches_out_of_sequence
         );
     }
+    if let Some(t) = stats.transactions {
+        let _ = writeln!(
+            out,
+            "- exactly-once processing: {} transactions committed, {} aborted, {} of unknown outcome, over {} application instances (restarts and replacements included); {} input records consumed and {} output records committed by committed transactions; zombies fenced {} times (producer epoch or group generation); exactly-once {}\n",
+            t.committed,
+            t.aborted,
+            t.unknown,
+            t.instances,
+            t.inputs_consumed,
+            t.outputs_committed,
+            t.zombies_fenced,
+            if t.exactly_once_held {
+                "held: no duplicate or lost output, no aborted or uncommitted read"
+            } else {
+                "BROKEN (see the anomalies)"
+            }
+        );
+    }
 }
 
 fn partitions(out: &mut String, result: &RunResult) {

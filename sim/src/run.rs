@@ -75,11 +75,39 @@ pub struct RunStats {
     /// Idempotent batches refused as out of sequence (OUT_OF_ORDER_SEQUENCE_NUMBER): a
     /// predecessor had not arrived, so the producer retries them in order.
     pub batches_out_of_sequence: u64,
+    /// Consume-transform-produce runs: what the application instances did.
+    pub transactions: Option<TxnSummary>,
     /// Human-readable fault timeline: (time ms, what happened).
     pub timeline: Vec<(u64, String)>,
     /// Leader, epoch and ISR changes per partition: (time ms, partition, what).
     pub partition_log: Vec<(u64, String, String)>,
 }
+
+/// What the consume-transform-produce instances did in a run (the `exactly-once`
+/// report), and whether the checker found exactly-once broken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TxnSummary {
+    pub instances: u64,
+    pub committed: u64,
+    pub aborted: u64,
+    pub unknown: u64,
+    pub inputs_consumed: u64,
+    pub outputs_committed: u64,
+    pub zombies_fenced: u64,
+    /// No forbidden anomaly of [`EXACTLY_ONCE_KINDS`].
+    pub exactly_once_held: bool,
+}
+
+/// The anomalies that break exactly-once processing or transactional isolation.
+pub const EXACTLY_ONCE_KINDS: &[&str] = &[
+    "eos-duplicate-output",
+    "eos-lost-output",
+    "G1a",
+    "G1c",
+    "torn-transaction",
+    "precommitted-read",
+    "lso-stuck",
+];
 
 /// One partition as the run ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -281,6 +309,21 @@ pub fn run(opts: &RunOptions) -> Result<RunResult, SetupError> {
     }
     anomalies.sort();
     let ok = anomalies.iter().all(|a| a.allowed);
+    if !world.apps.is_empty() {
+        let apps = world.app_stats();
+        world.stats.transactions = Some(TxnSummary {
+            instances: world.apps.len() as u64,
+            committed: apps.committed,
+            aborted: apps.aborted,
+            unknown: apps.unknown,
+            inputs_consumed: apps.inputs_committed,
+            outputs_committed: apps.outputs_committed,
+            zombies_fenced: apps.fenced,
+            exactly_once_held: !anomalies
+                .iter()
+                .any(|a| !a.allowed && EXACTLY_ONCE_KINDS.contains(&a.kind.as_str())),
+        });
+    }
     let history = opts.keep_history.then(|| {
         world
             .recorder

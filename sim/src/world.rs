@@ -11,13 +11,21 @@ use crate::run::RunStats;
 use model::broker::Broker;
 use model::client::consumer::Consumer;
 use model::client::producer::{Producer, ProducerWorkload};
+use model::client::txn_app::{AppSpec, AppStats, TxnApp};
 use model::config::Config;
 use model::controller::Controller;
 use model::message::Message;
 use model::outbox::{DiskCompletion, DiskOp, Note, Outbox, Timer};
-use model::types::{BrokerEpoch, BrokerId, ClientId, NodeId, PartitionId, SimTime};
+use model::types::{
+    BrokerEpoch, BrokerId, ClientId, GroupId, MemberId, NodeId, PartitionId, SimTime, TxnId,
+};
 use scenarios::{Fault, FaultEvent, LinkSet, Phases, Scenario, Target};
 use std::collections::BTreeMap;
+
+/// Process ids of application instances: instance k uses `APP_PROCESS_BASE + k`, then
+/// `+ APP_PROCESS_STRIDE` after each operation of unknown outcome.
+const APP_PROCESS_BASE: u64 = 1 << 20;
+const APP_PROCESS_STRIDE: u64 = 1 << 12;
 
 /// Safety valve: a run that needs more events than this has not converged.
 pub const MAX_EVENTS: u64 = 20_000_000;
@@ -76,6 +84,11 @@ enum Event {
     Heal,
     /// A standby controller takes over after the active one crashed.
     ControllerTakeover,
+    /// A new instance of an application slot starts.
+    StartApp {
+        slot: u32,
+        fresh_transactional_id: bool,
+    },
     StopProducers,
     DrainCheck,
 }
@@ -102,6 +115,18 @@ pub struct World {
     pub controller: Controller,
     pub producers: Vec<Producer>,
     pub consumers: Vec<Consumer>,
+    /// Every consume-transform-produce instance ever started, in start order (client
+    /// ids follow the consumers'), with its liveness.
+    pub apps: Vec<TxnApp>,
+    app_life: Vec<NodeLife>,
+    /// The current instance of each application slot.
+    app_slots: Vec<usize>,
+    /// Per instance: extra latency for its next Produce request (`DelayAppProduce`).
+    produce_delay_ms: BTreeMap<usize, u64>,
+    app_poll_interval_ms: u64,
+    /// Seeds the instances' random streams (instance k: mixed with k).
+    app_seed: u64,
+    stopping: bool,
     faults: Vec<FaultEvent>,
     phases: Phases,
     pub recorder: Recorder,
@@ -195,7 +220,7 @@ impl World {
         for j in 0..workload.consumers {
             let assigned: Vec<PartitionId> = config
                 .partition_ids()
-                .filter(|&p| !config.is_transaction_state(p) && p.0 % workload.consumers == j)
+                .filter(|&p| !config.is_internal(p) && p.0 % workload.consumers == j)
                 .collect();
             let process = u64::from(workload.producers * workload.producer_threads + j);
             consumers.push(Consumer::new(
@@ -207,6 +232,7 @@ impl World {
                 client_seeds.next_u64(),
             ));
         }
+        let app_seed = client_seeds.next_u64();
         let network = Network::new(network, SimRng::stream(seed, Stream::Network));
         let injected_panic_at = (seed.is_multiple_of(3)
             && config.has_bug(model::bug::Bug::InjectedPanic))
@@ -231,6 +257,13 @@ impl World {
             disk_last: BTreeMap::new(),
             producers,
             consumers,
+            apps: Vec::new(),
+            app_life: Vec::new(),
+            app_slots: vec![usize::MAX; workload.apps as usize],
+            produce_delay_ms: BTreeMap::new(),
+            app_poll_interval_ms: workload.poll_interval_ms,
+            app_seed,
+            stopping: false,
             faults,
             phases,
             stats: RunStats::default(),
@@ -275,6 +308,9 @@ impl World {
                 w.consumers[i].start(SimTime::ZERO, out)
             });
         }
+        for slot in 0..self.app_slots.len() as u32 {
+            self.start_app(slot, false);
+        }
         for i in 0..self.faults.len() {
             let at = self.faults[i].at;
             self.queue.push(at, Event::Fault(i));
@@ -296,6 +332,58 @@ impl World {
         });
     }
 
+    /// The first client id of the application instances.
+    fn app_base(&self) -> u32 {
+        (self.producers.len() + self.consumers.len()) as u32
+    }
+
+    /// The application instance behind a client id, if it is one.
+    fn app_index(&self, c: ClientId) -> Option<usize> {
+        c.0.checked_sub(self.app_base())
+            .map(|k| k as usize)
+            .filter(|&k| k < self.apps.len())
+    }
+
+    /// Start a new instance of application `slot` (its member id is newer than every
+    /// earlier instance's, so it takes the slot over).
+    fn start_app(&mut self, slot: u32, fresh_transactional_id: bool) {
+        let k = self.apps.len();
+        let slots = self.app_slots.len() as u32;
+        let spec = AppSpec {
+            group: GroupId(0),
+            slot,
+            slots,
+            member: MemberId(k as u64 + 1),
+            transactional_id: if fresh_transactional_id {
+                TxnId(1_000 + k as u32)
+            } else {
+                TxnId(slot)
+            },
+            poll_interval_ms: self.app_poll_interval_ms,
+            process_base: APP_PROCESS_BASE + k as u64,
+            process_stride: APP_PROCESS_STRIDE,
+            value_base: (k as u64 + 1) << 40,
+        };
+        let id = ClientId(self.app_base() + k as u32);
+        let seed = mix(self.app_seed, k as u64);
+        let mut app = TxnApp::new(id, &self.config, spec, seed);
+        if self.stopping {
+            app.stop();
+        }
+        self.apps.push(app);
+        self.app_life.push(NodeLife::default());
+        self.app_slots[slot as usize] = k;
+        let now = self.now;
+        self.with_outbox(NodeId::Client(id), |w, out| w.apps[k].start(now, out));
+    }
+
+    /// What the application instances did, summed.
+    pub fn app_stats(&self) -> AppStats {
+        self.apps
+            .iter()
+            .fold(AppStats::default(), |sum, app| sum.plus(app.stats))
+    }
+
     fn incarnation(&self, node: NodeId) -> u64 {
         match node {
             NodeId::Broker(b) => self.broker_life[b.0 as usize].incarnation,
@@ -308,7 +396,7 @@ impl World {
         match node {
             NodeId::Broker(b) => self.broker_life[b.0 as usize].down,
             NodeId::Controller => self.controller_life.down,
-            NodeId::Client(_) => false,
+            NodeId::Client(c) => self.app_index(c).is_some_and(|k| self.app_life[k].down),
         }
     }
 
@@ -548,9 +636,17 @@ impl World {
                 }
             }
             Event::Heal => self.heal(),
+            Event::StartApp {
+                slot,
+                fresh_transactional_id,
+            } => self.start_app(slot, fresh_transactional_id),
             Event::StopProducers => {
                 for p in &mut self.producers {
                     p.stop();
+                }
+                self.stopping = true;
+                for app in &mut self.apps {
+                    app.stop();
                 }
                 self.queue
                     .push(self.now.plus_ms(DRAIN_CHECK_MS), Event::DrainCheck);
@@ -587,10 +683,14 @@ impl World {
 
     /// A paused broker handles nothing until it resumes: push the event to then.
     fn defer_if_paused(&mut self, node: NodeId, event: impl FnOnce() -> Event) -> bool {
-        let NodeId::Broker(b) = node else {
-            return false;
+        let paused_until = match node {
+            NodeId::Broker(b) => self.broker_life[b.0 as usize].paused_until,
+            NodeId::Client(c) => self
+                .app_index(c)
+                .and_then(|k| self.app_life[k].paused_until),
+            NodeId::Controller => None,
         };
-        match self.broker_life[b.0 as usize].paused_until {
+        match paused_until {
             Some(until) if until > self.now => {
                 self.queue.push(until, event());
                 true
@@ -660,7 +760,9 @@ impl World {
         let now = self.now;
         let node = NodeId::Client(c);
         let np = self.producers.len() as u32;
-        if c.0 < np {
+        if let Some(k) = self.app_index(c) {
+            self.with_outbox(node, |w, out| w.apps[k].handle_message(now, from, msg, out));
+        } else if c.0 < np {
             self.with_outbox(node, |w, out| {
                 w.producers[c.0 as usize].handle_message(now, from, msg, out)
             });
@@ -700,7 +802,9 @@ impl World {
             }
             NodeId::Client(c) => {
                 let np = self.producers.len() as u32;
-                if c.0 < np {
+                if let Some(k) = self.app_index(c) {
+                    self.with_outbox(node, |w, out| w.apps[k].handle_timeout(now, timer, out));
+                } else if c.0 < np {
                     self.with_outbox(node, |w, out| {
                         w.producers[c.0 as usize].handle_timeout(now, timer, out)
                     });
@@ -809,7 +913,21 @@ impl World {
             incarnation,
             msg: Box::new(msg),
         };
+        let delay = match (from, &msg) {
+            (NodeId::Client(c), Message::Produce { .. }) => self
+                .app_index(c)
+                .and_then(|k| self.produce_delay_ms.remove(&k))
+                .map_or(SimTime::ZERO, SimTime::from_ms),
+            _ => SimTime::ZERO,
+        };
         match self.network.schedule(self.now, from, to) {
+            Delivery::Once(at) if delay > SimTime::ZERO => {
+                self.queue.push(at.plus(delay), deliver(msg))
+            }
+            Delivery::Twice(first, second) if delay > SimTime::ZERO => {
+                self.queue.push(first.plus(delay), deliver(msg.clone()));
+                self.queue.push(second.plus(delay), deliver(msg));
+            }
             Delivery::Lost => {
                 self.stats.messages_dropped += 1;
                 self.record_event(TraceKind::Lost, from, to, msg.api(), String::new);
@@ -842,8 +960,7 @@ impl World {
             .filter(|&x| x != b.0)
             .map(|x| NodeId::Broker(BrokerId(x)))
             .chain(
-                (0..(self.producers.len() + self.consumers.len()) as u32)
-                    .map(|c| NodeId::Client(ClientId(c))),
+                (0..self.app_base() + self.apps.len() as u32).map(|c| NodeId::Client(ClientId(c))),
             )
             .collect();
         for peer in peers {
@@ -976,6 +1093,63 @@ impl World {
                     if reorder { ", reordered" } else { "" }
                 )
             }
+            Fault::AppCrash {
+                slot,
+                restart_after_ms,
+                fresh_transactional_id,
+            } => {
+                let Some(&k) = self.app_slots.get(slot as usize) else {
+                    return;
+                };
+                if self.app_life[k].down {
+                    return;
+                }
+                let id = self.apps[k].id;
+                self.with_outbox(NodeId::Client(id), |w, out| w.apps[k].crash(out));
+                self.app_life[k].down = true;
+                self.queue.push(
+                    self.now.plus_ms(restart_after_ms),
+                    Event::StartApp {
+                        slot,
+                        fresh_transactional_id,
+                    },
+                );
+                format!("crash app instance {k} (slot {slot}); a new instance starts in {restart_after_ms} ms")
+            }
+            Fault::AppStall {
+                slot,
+                ms,
+                replace_after_ms,
+                fresh_transactional_id,
+            } => {
+                let Some(&k) = self.app_slots.get(slot as usize) else {
+                    return;
+                };
+                if self.app_life[k].down {
+                    return;
+                }
+                self.app_life[k].paused_until = Some(self.now.plus_ms(ms));
+                self.stats.pauses += 1;
+                if let Some(after) = replace_after_ms {
+                    self.queue.push(
+                        self.now.plus_ms(after),
+                        Event::StartApp {
+                            slot,
+                            fresh_transactional_id,
+                        },
+                    );
+                    format!("stall app instance {k} (slot {slot}) for {ms} ms; a replacement starts in {after} ms")
+                } else {
+                    format!("stall app instance {k} (slot {slot}) for {ms} ms")
+                }
+            }
+            Fault::DelayAppProduce { slot, ms } => {
+                let Some(&k) = self.app_slots.get(slot as usize) else {
+                    return;
+                };
+                self.produce_delay_ms.insert(k, ms);
+                format!("the next produce request of app instance {k} (slot {slot}) is held {ms} ms in the network")
+            }
             Fault::Announce(text) => text,
             Fault::CrashController(takeover_ms) => {
                 if self.controller_life.down {
@@ -1073,6 +1247,11 @@ impl World {
                 }
             }
         }
+        if let Some(k) =
+            (0..self.apps.len()).find(|&k| !self.app_life[k].down && !self.apps[k].is_idle())
+        {
+            return Some(format!("app instance {k} still has a transaction open"));
+        }
         if let Some(p) = self.producers.iter().find(|p| !p.is_idle()) {
             return Some(format!(
                 "producer {} still has operations in flight",
@@ -1107,6 +1286,12 @@ impl World {
         for i in 0..self.consumers.len() {
             let id = self.consumers[i].id;
             self.with_outbox(NodeId::Client(id), |w, out| w.consumers[i].stop(out));
+        }
+        for k in 0..self.apps.len() {
+            if !self.app_life[k].down {
+                let id = self.apps[k].id;
+                self.with_outbox(NodeId::Client(id), |w, out| w.apps[k].crash(out));
+            }
         }
         self.finished = Some(result);
     }

@@ -365,7 +365,7 @@ impl Consumer {
 }
 
 /// Is the record at `offset` part of one of the `aborted` transactions?
-fn in_aborted_txn(aborted: &[AbortedTxn], offset: Offset, r: &Record) -> bool {
+pub(super) fn in_aborted_txn(aborted: &[AbortedTxn], offset: Offset, r: &Record) -> bool {
     let Some((stamp, _)) = r.producer.filter(|(s, _)| s.transactional) else {
         return false;
     };

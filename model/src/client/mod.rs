@@ -1,9 +1,10 @@
-//! Clients: the producer (batching, idempotence, retries, timeouts) and the assign-mode
-//! consumer. Each records its operations as history events.
+//! Clients: the producer (batching, idempotence, retries, timeouts), the assign-mode
+//! consumer and the transactional consume-transform-produce application. Each records its operations as history events.
 
 pub mod consumer;
 pub mod metadata;
 pub mod producer;
+pub mod txn_app;
 
 /// Kafka's default partitioner for keyed records: murmur2 of the key bytes, positive,
 /// modulo the partition count (`Utils.toPositive(Utils.murmur2(key)) % numPartitions`).

@@ -1,0 +1,1071 @@
+//! The consume-transform-produce application of the design guide's payments example:
+//! it reads `orders`, writes one record to `processed-orders` per input record, and
+//! commits the input offsets inside the same transaction (KIP-98 transactions,
+//! `sendOffsetsToTransaction` with the consumer group metadata of KIP-447). Each
+//! instance is a static member of its group (KIP-345) owning the input partitions of
+//! its slot.
+//!
+//! One loop per transaction, the way a Kafka Streams-like app drives a
+//! `KafkaProducer` and a `read_committed` `KafkaConsumer`:
+//! JoinGroup -> InitProducerId (fences older instances of this `transactional.id`) ->
+//! OffsetFetch with `RequireStable` (positions = the committed offsets) -> poll ->
+//! AddPartitionsToTxn -> Produce (transactional, idempotent) -> AddOffsetsToTxn ->
+//! TxnOffsetCommit (with generation and member id) -> EndTxn(commit). EndTxn answers
+//! the epoch of the next transaction (KIP-890 part 2).
+//!
+//! Errors: retriable ones (coordinator moved or loading, `CONCURRENT_TRANSACTIONS`,
+//! leader moved, timeouts) retry the step after `retry.backoff.ms` until the transaction
+//! has been open for `delivery.timeout.ms`; abortable ones abort the transaction
+//! (EndTxn(abort)) and rewind to the committed offsets; a group fence
+//! (`ILLEGAL_GENERATION`, `UNKNOWN_MEMBER_ID`) aborts and rejoins;
+//! `FENCED_INSTANCE_ID` means a newer instance took the slot: this one (a zombie)
+//! exits. A fenced producer (`PRODUCER_FENCED`, `INVALID_PRODUCER_EPOCH`) rejoins and
+//! re-initialises its producer, as an app that recreates its `KafkaProducer`.
+//!
+//! History: one `txn` operation per transaction: its poll, its sends and the input
+//! `offsets` it commits. `ok` = EndTxn(commit) succeeded; `fail` = certainly aborted
+//! (our EndTxn(abort) succeeded, or we were fenced before ever asking to commit: only
+//! our own EndTxn(commit) can commit our transaction); `info` = unknown (the commit was
+//! sent but its answer lost, or the process crashed). After `info` the instance goes
+//! on under a new process id. Every (re)start of consumption from the committed offsets
+//! is recorded as an `assign` (a seek), so re-reading is not a reordering.
+//!
+//! Simplification (README, fidelity): one request per step (the Kafka client pipelines
+//! AddPartitionsToTxn with the first produce); one batch per output partition per
+//! transaction; the assignment is computed by the client from its slot (static), not
+//! by a group leader's assignor.
+
+use super::consumer::in_aborted_txn;
+use super::metadata::MetadataCache;
+use crate::config::Config;
+use crate::history::{HistoryEvent, MicroOp, OpKind, Outcome};
+use crate::message::{ErrorCode, Message, ProduceBatch, ProducerStamp};
+use crate::outbox::{Outbox, Timer};
+use crate::rng::ModelRng;
+use crate::types::{
+    BrokerId, ClientId, Generation, GroupId, MemberId, NodeId, Offset, PartitionId, PartitionSet,
+    ProducerEpoch, ProducerId, Sequence, SimTime, TxnId, Value,
+};
+use std::collections::BTreeMap;
+
+/// Who one application instance is.
+#[derive(Clone, Copy, Debug)]
+pub struct AppSpec {
+    pub group: GroupId,
+    /// `group.instance.id`: the slot this instance fills (input partitions
+    /// `p % slots == slot`).
+    pub slot: u32,
+    pub slots: u32,
+    /// Unique per instance; a newer instance of a slot has a larger id.
+    pub member: MemberId,
+    /// `transactional.id`: the slot's (a restarted instance fences its predecessor
+    /// through InitProducerId) or a fresh one per instance (KIP-447 style: zombies are
+    /// fenced by the group generation instead).
+    pub transactional_id: TxnId,
+    /// Pause between empty polls.
+    pub poll_interval_ms: u64,
+    /// Process ids are `process_base + k * process_stride`, k = 0, 1, ...
+    pub process_base: u64,
+    pub process_stride: u64,
+    /// Output values are `value_base + counter` (unique per instance).
+    pub value_base: Value,
+}
+
+/// The steps of the loop; each sends its request(s) and waits for the answer(s).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Step {
+    Join,
+    InitProducerId,
+    FetchOffsets,
+    Poll,
+    AddPartitions,
+    Produce,
+    AddOffsets,
+    CommitOffsets,
+    EndTxn {
+        commit: bool,
+    },
+    /// Stopped (end of the run) or exited (fenced instance).
+    Done,
+}
+
+/// The open transaction.
+#[derive(Clone, Debug)]
+struct Txn {
+    reads: BTreeMap<PartitionId, Vec<(Offset, Value)>>,
+    /// The offsets to commit: per input partition, the position after the poll.
+    offsets: BTreeMap<PartitionId, Offset>,
+    /// Per output partition: (base sequence, values, base offset once acknowledged).
+    batches: BTreeMap<PartitionId, (Sequence, Vec<Value>, Option<Offset>)>,
+    started: SimTime,
+    /// EndTxn(commit) was sent: from then on, only its answer tells the outcome.
+    commit_sent: bool,
+    error: Option<&'static str>,
+}
+
+/// What the instances did, for the report.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AppStats {
+    pub committed: u64,
+    pub aborted: u64,
+    pub unknown: u64,
+    /// Times this instance learnt it was fenced (producer epoch or group instance).
+    pub fenced: u64,
+    /// Input records read by committed transactions, and the outputs they committed.
+    pub inputs_committed: u64,
+    pub outputs_committed: u64,
+}
+
+impl AppStats {
+    /// The sum of two instances' figures.
+    pub fn plus(self, other: AppStats) -> AppStats {
+        AppStats {
+            committed: self.committed + other.committed,
+            aborted: self.aborted + other.aborted,
+            unknown: self.unknown + other.unknown,
+            fenced: self.fenced + other.fenced,
+            inputs_committed: self.inputs_committed + other.inputs_committed,
+            outputs_committed: self.outputs_committed + other.outputs_committed,
+        }
+    }
+}
+
+pub struct TxnApp {
+    pub id: ClientId,
+    config: Config,
+    spec: AppSpec,
+    rng: ModelRng,
+    meta: MetadataCache,
+    process: u64,
+    step: Step,
+    /// Requests of the current step in flight: correlation -> (broker, partition).
+    inflight: BTreeMap<u64, (BrokerId, Option<PartitionId>)>,
+    generation: Generation,
+    producer: Option<(ProducerId, ProducerEpoch)>,
+    /// Next sequence per output partition under the current epoch, and the sequence
+    /// after the last acknowledged batch (where an aborted transaction rewinds to when
+    /// the epoch did not change).
+    sequences: BTreeMap<PartitionId, (Sequence, Sequence)>,
+    positions: BTreeMap<PartitionId, Offset>,
+    /// Records of the poll in progress.
+    polled: BTreeMap<PartitionId, Vec<(Offset, Value)>>,
+    txn: Option<Txn>,
+    next_id: u64,
+    value_counter: u64,
+    /// When the armed Workload timer fires (one is enough).
+    wake_armed: Option<SimTime>,
+    pub stats: AppStats,
+    stopping: bool,
+    /// A newer instance took the slot (FENCED_INSTANCE_ID): this one has exited.
+    pub exited: bool,
+}
+
+impl TxnApp {
+    pub fn new(id: ClientId, config: &Config, spec: AppSpec, seed: u64) -> TxnApp {
+        TxnApp {
+            id,
+            config: config.clone(),
+            spec,
+            rng: ModelRng::new(seed),
+            meta: MetadataCache::new(config.total_partitions(), config.brokers),
+            process: spec.process_base,
+            step: Step::Join,
+            inflight: BTreeMap::new(),
+            generation: Generation::default(),
+            producer: None,
+            sequences: BTreeMap::new(),
+            positions: BTreeMap::new(),
+            polled: BTreeMap::new(),
+            txn: None,
+            next_id: 0,
+            value_counter: 0,
+            wake_armed: None,
+            stats: AppStats::default(),
+            stopping: false,
+            exited: false,
+        }
+    }
+
+    /// The input partitions of this instance's slot.
+    pub fn inputs(&self) -> Vec<PartitionId> {
+        (0..self.config.partitions)
+            .filter(|p| p % self.spec.slots == self.spec.slot)
+            .map(PartitionId)
+            .collect()
+    }
+
+    /// The output partition of an input partition (`processed-orders` is keyed like
+    /// `orders`: same customer, same partition number modulo its size).
+    fn output_of(&self, input: PartitionId) -> PartitionId {
+        PartitionId(self.config.partitions + input.0 % self.config.output_partitions)
+    }
+
+    /// No transaction open and nothing in flight (the run may end).
+    pub fn is_idle(&self) -> bool {
+        self.txn.is_none()
+    }
+
+    fn next_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    pub fn start(&mut self, now: SimTime, out: &mut Outbox) {
+        let c = self.next_id();
+        self.meta.refresh(now, c, &mut self.rng, out);
+        self.wake(now, self.config.retry_backoff_ms, out);
+    }
+
+    /// Run the current step again after `delay_ms`.
+    fn wake(&mut self, now: SimTime, delay_ms: u64, out: &mut Outbox) {
+        let at = now.plus_ms(delay_ms);
+        if self.wake_armed.is_some_and(|t| t <= at && t >= now) {
+            return;
+        }
+        self.wake_armed = Some(at);
+        out.timer_ms(delay_ms, Timer::Workload);
+    }
+
+    /// Leader of `p`, or refresh the metadata and retry later.
+    fn leader_or_refresh(
+        &mut self,
+        now: SimTime,
+        p: PartitionId,
+        out: &mut Outbox,
+    ) -> Option<BrokerId> {
+        if let Some((leader, _)) = self.meta.leader(p) {
+            return Some(leader);
+        }
+        let c = self.next_id();
+        self.meta.refresh(now, c, &mut self.rng, out);
+        None
+    }
+
+    fn send(
+        &mut self,
+        to: BrokerId,
+        partition: Option<PartitionId>,
+        msg: impl FnOnce(u64) -> Message,
+        out: &mut Outbox,
+    ) {
+        let c = self.next_id();
+        self.inflight.insert(c, (to, partition));
+        out.send(NodeId::Broker(to), msg(c));
+        out.timer_ms(self.config.request_timeout_ms, Timer::RequestTimeout(c));
+    }
+
+    /// Send the current step's request(s) (unless already in flight).
+    fn run_step(&mut self, now: SimTime, out: &mut Outbox) {
+        if !self.inflight.is_empty() {
+            return;
+        }
+        let id = self.spec.transactional_id;
+        let group = self.spec.group;
+        let coordinator = match self.step {
+            Step::Join | Step::FetchOffsets | Step::CommitOffsets => {
+                Some(self.config.consumer_offsets_partition(group))
+            }
+            Step::InitProducerId | Step::AddPartitions | Step::AddOffsets | Step::EndTxn { .. } => {
+                Some(self.config.transaction_state_partition(id))
+            }
+            Step::Poll | Step::Produce | Step::Done => None,
+        };
+        let to = match coordinator {
+            Some(p) => match self.leader_or_refresh(now, p, out) {
+                Some(b) => b,
+                None => return self.wake(now, self.config.retry_backoff_ms, out),
+            },
+            None => BrokerId(0),
+        };
+        let (producer_id, producer_epoch) = self
+            .producer
+            .unwrap_or((ProducerId(0), ProducerEpoch::default()));
+        match self.step {
+            Step::Join => {
+                let (instance, member) = (self.spec.slot, self.spec.member);
+                self.send(
+                    to,
+                    None,
+                    |correlation| Message::JoinGroup {
+                        correlation,
+                        group,
+                        instance,
+                        member,
+                    },
+                    out,
+                );
+            }
+            Step::InitProducerId => {
+                let transaction_timeout_ms = self.config.transaction_timeout_ms;
+                self.send(
+                    to,
+                    None,
+                    |correlation| Message::InitProducerId {
+                        correlation,
+                        transactional_id: id,
+                        transaction_timeout_ms,
+                    },
+                    out,
+                );
+            }
+            Step::FetchOffsets => {
+                let partitions: PartitionSet = self.inputs().into_iter().collect();
+                self.send(
+                    to,
+                    None,
+                    |correlation| Message::OffsetFetch {
+                        correlation,
+                        group,
+                        partitions,
+                        require_stable: true,
+                    },
+                    out,
+                );
+            }
+            Step::Poll => self.poll(now, out),
+            Step::AddPartitions => {
+                let partitions: PartitionSet = self
+                    .txn
+                    .as_ref()
+                    .map(|t| t.batches.keys().copied().collect())
+                    .unwrap_or_default();
+                self.send(
+                    to,
+                    None,
+                    |correlation| Message::AddPartitionsToTxn {
+                        correlation,
+                        transactional_id: id,
+                        producer_id,
+                        producer_epoch,
+                        partitions,
+                        verify_only: false,
+                    },
+                    out,
+                );
+            }
+            Step::Produce => self.produce(now, out),
+            Step::AddOffsets => {
+                self.send(
+                    to,
+                    None,
+                    |correlation| Message::AddOffsetsToTxn {
+                        correlation,
+                        transactional_id: id,
+                        producer_id,
+                        producer_epoch,
+                        group,
+                    },
+                    out,
+                );
+            }
+            Step::CommitOffsets => {
+                let offsets: Vec<(PartitionId, Offset)> = self
+                    .txn
+                    .as_ref()
+                    .map(|t| t.offsets.iter().map(|(&p, &o)| (p, o)).collect())
+                    .unwrap_or_default();
+                let (generation, member) = (self.generation, self.spec.member);
+                self.send(
+                    to,
+                    None,
+                    |correlation| Message::TxnOffsetCommit {
+                        correlation,
+                        transactional_id: id,
+                        producer_id,
+                        producer_epoch,
+                        group,
+                        generation,
+                        member,
+                        offsets,
+                    },
+                    out,
+                );
+            }
+            Step::EndTxn { commit } => {
+                if commit {
+                    if let Some(t) = self.txn.as_mut() {
+                        t.commit_sent = true;
+                    }
+                }
+                self.send(
+                    to,
+                    None,
+                    |correlation| Message::EndTxn {
+                        correlation,
+                        transactional_id: id,
+                        producer_id,
+                        producer_epoch,
+                        commit,
+                    },
+                    out,
+                );
+            }
+            Step::Done => {}
+        }
+    }
+
+    /// Fetch every input partition from its position (`read_committed`).
+    fn poll(&mut self, now: SimTime, out: &mut Outbox) {
+        self.polled.clear();
+        for p in self.inputs() {
+            let Some(leader) = self.leader_or_refresh(now, p, out) else {
+                continue;
+            };
+            let fetch_offset = self.positions.get(&p).copied().unwrap_or(Offset::ZERO);
+            let current_leader_epoch = self.meta.leader(p).map(|(_, e)| e);
+            let max_records = self.config.max_poll_records;
+            self.send(
+                leader,
+                Some(p),
+                |correlation| Message::Fetch {
+                    correlation,
+                    replica: None,
+                    partition: p,
+                    fetch_offset,
+                    current_leader_epoch,
+                    max_records,
+                    read_committed: true,
+                },
+                out,
+            );
+        }
+        if self.inflight.is_empty() {
+            self.wake(now, self.spec.poll_interval_ms, out);
+        }
+    }
+
+    /// Send the batches not yet acknowledged, one Produce per partition.
+    fn produce(&mut self, now: SimTime, out: &mut Outbox) {
+        let Some((producer_id, producer_epoch)) = self.producer else {
+            return;
+        };
+        let pending: Vec<(PartitionId, Sequence, Vec<Value>)> = self
+            .txn
+            .as_ref()
+            .map(|t| {
+                t.batches
+                    .iter()
+                    .filter(|(_, b)| b.2.is_none())
+                    .map(|(&p, b)| (p, b.0, b.1.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let transactional_id = Some(self.spec.transactional_id);
+        for (p, base_sequence, values) in pending {
+            let Some(leader) = self.leader_or_refresh(now, p, out) else {
+                continue;
+            };
+            let batch = ProduceBatch {
+                partition: p,
+                producer: Some(ProducerStamp {
+                    producer_id,
+                    producer_epoch,
+                    base_sequence,
+                    transactional: true,
+                }),
+                values,
+            };
+            self.send(
+                leader,
+                Some(p),
+                |correlation| Message::Produce {
+                    correlation,
+                    transactional_id,
+                    acks_all: true,
+                    acks_none: false,
+                    batches: vec![batch],
+                },
+                out,
+            );
+        }
+        if self.inflight.is_empty() {
+            self.wake(now, self.config.retry_backoff_ms, out);
+        }
+    }
+
+    fn history(
+        &self,
+        outcome: Outcome,
+        mops: Vec<MicroOp>,
+        offsets: Vec<(PartitionId, Offset)>,
+        error: Option<&'static str>,
+    ) -> HistoryEvent {
+        HistoryEvent {
+            process: self.process,
+            outcome,
+            kind: OpKind::Txn,
+            mops,
+            assigned: Vec::new(),
+            error,
+            offsets,
+            group: Some((self.spec.group, self.generation, self.spec.member)),
+        }
+    }
+
+    /// The poll returned records: begin a transaction over them.
+    fn begin_txn(&mut self, now: SimTime, out: &mut Outbox) {
+        let reads = std::mem::take(&mut self.polled);
+        let mut batches: BTreeMap<PartitionId, (Sequence, Vec<Value>, Option<Offset>)> =
+            BTreeMap::new();
+        for (&p, records) in &reads {
+            let output = self.output_of(p);
+            for _ in records {
+                self.value_counter += 1;
+                let value = self.spec.value_base + self.value_counter;
+                let seq = self.sequences.get(&output).map_or(0, |s| s.0);
+                batches
+                    .entry(output)
+                    .or_insert((seq, Vec::new(), None))
+                    .1
+                    .push(value);
+            }
+        }
+        for (&p, b) in &batches {
+            let s = self.sequences.entry(p).or_insert((0, 0));
+            s.0 = b.0 + b.1.len() as Sequence;
+        }
+        let offsets: BTreeMap<PartitionId, Offset> =
+            reads.keys().map(|&p| (p, self.positions[&p])).collect();
+        let txn = Txn {
+            reads,
+            offsets,
+            batches,
+            started: now,
+            commit_sent: false,
+            error: None,
+        };
+        let mut mops = vec![MicroOp::Poll { reads: None }];
+        mops.extend(Self::sends(&txn, false));
+        let event = self.history(
+            Outcome::Invoke,
+            mops,
+            txn.offsets.iter().map(|(&p, &o)| (p, o)).collect(),
+            None,
+        );
+        out.record(event);
+        self.txn = Some(txn);
+        self.step = Step::AddPartitions;
+        self.run_step(now, out);
+    }
+
+    /// The sends of a transaction as micro-ops (with offsets once committed).
+    fn sends(txn: &Txn, with_offsets: bool) -> impl Iterator<Item = MicroOp> + '_ {
+        txn.batches
+            .iter()
+            .flat_map(move |(&partition, (_, values, base))| {
+                values
+                    .iter()
+                    .enumerate()
+                    .map(move |(i, &value)| MicroOp::Send {
+                        partition,
+                        value,
+                        offset: base
+                            .filter(|_| with_offsets)
+                            .map(|b| Offset(b.0 + i as u64)),
+                    })
+            })
+    }
+
+    /// The transaction ended (or its outcome is lost): record it.
+    fn complete_txn(&mut self, outcome: Outcome, out: &mut Outbox) {
+        let Some(txn) = self.txn.take() else { return };
+        let mut mops = vec![MicroOp::Poll {
+            reads: Some(txn.reads.iter().map(|(&p, r)| (p, r.clone())).collect()),
+        }];
+        mops.extend(Self::sends(&txn, outcome == Outcome::Ok));
+        let event = self.history(
+            outcome,
+            mops,
+            txn.offsets.iter().map(|(&p, &o)| (p, o)).collect(),
+            txn.error,
+        );
+        out.record(event);
+        match outcome {
+            Outcome::Ok => {
+                self.stats.committed += 1;
+                self.stats.inputs_committed +=
+                    txn.reads.values().map(|r| r.len() as u64).sum::<u64>();
+                self.stats.outputs_committed +=
+                    txn.batches.values().map(|b| b.1.len() as u64).sum::<u64>();
+            }
+            Outcome::Fail => self.stats.aborted += 1,
+            _ => {
+                self.stats.unknown += 1;
+                self.process += self.spec.process_stride;
+            }
+        }
+    }
+
+    /// Record that consumption (re)starts from the committed offsets.
+    fn record_seek(&self, out: &mut Outbox) {
+        for outcome in [Outcome::Invoke, Outcome::Ok] {
+            out.record(HistoryEvent {
+                process: self.process,
+                outcome,
+                kind: OpKind::Assign,
+                mops: Vec::new(),
+                assigned: self.inputs(),
+                error: None,
+                offsets: Vec::new(),
+                group: Some((self.spec.group, self.generation, self.spec.member)),
+            });
+        }
+    }
+
+    /// Move to `step` and run it now.
+    fn go(&mut self, now: SimTime, step: Step, out: &mut Outbox) {
+        self.step = step;
+        self.inflight.clear();
+        if self.stopping && self.txn.is_none() {
+            self.step = Step::Done;
+            return;
+        }
+        self.run_step(now, out);
+    }
+
+    /// Abort the open transaction (or, without one, go on with `then`).
+    fn abort(&mut self, now: SimTime, error: ErrorCode, out: &mut Outbox) {
+        if let Some(t) = self.txn.as_mut() {
+            t.error.get_or_insert(error.name());
+            if t.commit_sent {
+                // Asked to commit and told something else: the outcome is unknown.
+                return self.restart(now, Outcome::Info, out);
+            }
+        }
+        self.go(now, Step::EndTxn { commit: false }, out);
+    }
+
+    /// Our producer or group membership was fenced: end the transaction as `outcome`
+    /// and start over from JoinGroup (which tells a zombie it is one).
+    fn restart(&mut self, now: SimTime, outcome: Outcome, out: &mut Outbox) {
+        self.complete_txn(outcome, out);
+        self.producer = None;
+        self.go(now, Step::Join, out);
+    }
+
+    fn fenced(&mut self, now: SimTime, error: ErrorCode, out: &mut Outbox) {
+        self.stats.fenced += 1;
+        let outcome = match self.txn.as_mut() {
+            Some(t) => {
+                t.error.get_or_insert(error.name());
+                if t.commit_sent {
+                    Outcome::Info
+                } else {
+                    Outcome::Fail
+                }
+            }
+            None => Outcome::Fail,
+        };
+        self.restart(now, outcome, out);
+    }
+
+    /// A retriable error: try the step again after the backoff, unless the transaction
+    /// has been open too long (`delivery.timeout.ms`): then abort it.
+    fn retry(&mut self, now: SimTime, error: ErrorCode, out: &mut Outbox) {
+        let expired = self.txn.as_ref().is_some_and(|t| {
+            !t.commit_sent
+                && now.since(t.started) >= SimTime::from_ms(self.config.delivery_timeout_ms)
+        });
+        if expired && !matches!(self.step, Step::EndTxn { commit: false }) {
+            return self.abort(now, error, out);
+        }
+        self.wake(now, self.config.retry_backoff_ms, out);
+    }
+
+    /// Route an error of the current step.
+    fn on_error(
+        &mut self,
+        now: SimTime,
+        error: ErrorCode,
+        partition: Option<PartitionId>,
+        out: &mut Outbox,
+    ) {
+        use ErrorCode::*;
+        let aborting = self.step == Step::EndTxn { commit: false };
+        match error {
+            _ if aborting
+                && !is_retriable(error)
+                && !matches!(
+                    error,
+                    ProducerFenced | InvalidProducerEpoch | FencedInstanceId
+                ) =>
+            {
+                // The abort itself was refused: the transaction is not ours to end any
+                // more (the coordinator ended it); start over.
+                let outcome = if self.txn.as_ref().is_some_and(|t| t.commit_sent) {
+                    Outcome::Info
+                } else {
+                    Outcome::Fail
+                };
+                self.restart(now, outcome, out)
+            }
+            ProducerFenced | InvalidProducerEpoch => self.fenced(now, error, out),
+            FencedInstanceId => {
+                // A newer instance owns the slot: abort what we can and exit.
+                self.stats.fenced += 1;
+                let outcome = if self.txn.as_ref().is_some_and(|t| t.commit_sent) {
+                    Outcome::Info
+                } else {
+                    Outcome::Fail
+                };
+                if let Some(t) = self.txn.as_mut() {
+                    t.error.get_or_insert(error.name());
+                }
+                self.complete_txn(outcome, out);
+                self.exited = true;
+                self.step = Step::Done;
+                self.inflight.clear();
+            }
+            IllegalGeneration | UnknownMemberId => {
+                if self.txn.is_some() {
+                    self.abort(now, error, out)
+                } else {
+                    self.go(now, Step::Join, out)
+                }
+            }
+            NotCoordinator
+            | CoordinatorNotAvailable
+            | NotLeaderOrFollower
+            | FencedLeaderEpoch
+            | UnknownLeaderEpoch
+            | LeaderNotAvailable
+            | NetworkException
+            | RequestTimedOut => {
+                let p = partition.or(match self.step {
+                    Step::Join | Step::FetchOffsets | Step::CommitOffsets => {
+                        Some(self.config.consumer_offsets_partition(self.spec.group))
+                    }
+                    Step::Poll | Step::Produce | Step::Done => None,
+                    _ => Some(
+                        self.config
+                            .transaction_state_partition(self.spec.transactional_id),
+                    ),
+                });
+                if let Some(p) = p {
+                    self.meta.invalidate(p);
+                }
+                self.retry(now, error, out)
+            }
+            ConcurrentTransactions
+            | UnstableOffsetCommit
+            | NotEnoughReplicas
+            | NotEnoughReplicasAfterAppend => self.retry(now, error, out),
+            _ => {
+                if self.txn.is_some() {
+                    self.abort(now, error, out)
+                } else {
+                    self.retry(now, error, out)
+                }
+            }
+        }
+    }
+
+    pub fn handle_timeout(&mut self, now: SimTime, timer: Timer, out: &mut Outbox) {
+        match timer {
+            Timer::Workload => {
+                if self.wake_armed.is_some_and(|t| t <= now) {
+                    self.wake_armed = None;
+                }
+                if self.step == Step::Poll && self.stopping {
+                    return self.go(now, Step::Done, out);
+                }
+                self.run_step(now, out);
+            }
+            Timer::RequestTimeout(c) => {
+                self.meta.on_timeout(c);
+                if let Some((_, partition)) = self.inflight.remove(&c) {
+                    self.on_failed_request(now, partition, ErrorCode::RequestTimedOut, out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A request got no answer (time-out, connection closed).
+    fn on_failed_request(
+        &mut self,
+        now: SimTime,
+        partition: Option<PartitionId>,
+        error: ErrorCode,
+        out: &mut Outbox,
+    ) {
+        match self.step {
+            // A poll goes on with what the other partitions return.
+            Step::Poll => {
+                if let Some(p) = partition {
+                    self.meta.invalidate(p);
+                }
+                self.poll_answered(now, out);
+            }
+            // Other produce requests may still be in flight: wait for them.
+            Step::Produce if !self.inflight.is_empty() => {
+                if let Some(p) = partition {
+                    self.meta.invalidate(p);
+                }
+            }
+            _ => self.on_error(now, error, partition, out),
+        }
+    }
+
+    pub fn handle_message(&mut self, now: SimTime, _from: NodeId, msg: Message, out: &mut Outbox) {
+        if self.step == Step::Done && !matches!(msg, Message::MetadataResponse { .. }) {
+            return;
+        }
+        match msg {
+            Message::MetadataResponse {
+                correlation,
+                partitions,
+            } => {
+                self.meta.on_response(correlation, &partitions);
+            }
+            Message::ConnectionClosed { broker } => {
+                self.meta.forget_broker(broker);
+                let lost: Vec<(u64, Option<PartitionId>)> = self
+                    .inflight
+                    .iter()
+                    .filter(|(_, (b, _))| *b == broker)
+                    .map(|(&c, &(_, p))| (c, p))
+                    .collect();
+                for (c, p) in lost {
+                    if self.inflight.remove(&c).is_some() {
+                        self.on_failed_request(now, p, ErrorCode::NetworkException, out);
+                    }
+                }
+            }
+            Message::JoinGroupResponse {
+                correlation,
+                result,
+            } if self.take(correlation) => match result {
+                Ok(generation) => {
+                    self.generation = generation;
+                    let next = if self.producer.is_some() {
+                        Step::FetchOffsets
+                    } else {
+                        Step::InitProducerId
+                    };
+                    self.go(now, next, out);
+                }
+                Err(e) => self.on_error(now, e, None, out),
+            },
+            Message::InitProducerIdResponse {
+                correlation,
+                result,
+            } if self.take(correlation) => match result {
+                Ok(producer) => {
+                    self.producer = Some(producer);
+                    self.sequences.clear();
+                    self.go(now, Step::FetchOffsets, out);
+                }
+                Err(e) => self.on_error(now, e, None, out),
+            },
+            Message::OffsetFetchResponse {
+                correlation,
+                result,
+            } if self.take(correlation) => match result {
+                Ok(committed) => {
+                    self.positions = self
+                        .inputs()
+                        .into_iter()
+                        .map(|p| (p, Offset::ZERO))
+                        .collect();
+                    for (p, offset) in committed {
+                        if let (Some(o), true) = (offset, self.positions.contains_key(&p)) {
+                            self.positions.insert(p, o);
+                        }
+                    }
+                    self.record_seek(out);
+                    self.go(now, Step::Poll, out);
+                }
+                Err(e) => self.on_error(now, e, None, out),
+            },
+            Message::FetchResponse {
+                correlation,
+                partition,
+                result,
+            } if self.take(correlation) => {
+                match result {
+                    Ok(data) => {
+                        let position = self
+                            .positions
+                            .get(&partition)
+                            .copied()
+                            .unwrap_or(Offset::ZERO);
+                        if data.base_offset == position {
+                            let reads = self.polled.entry(partition).or_default();
+                            for (i, r) in data.records.iter().enumerate() {
+                                let offset = Offset(position.0 + i as u64);
+                                if r.is_data() && !in_aborted_txn(&data.aborted, offset, r) {
+                                    reads.push((offset, r.value));
+                                }
+                            }
+                            if reads.is_empty() {
+                                self.polled.remove(&partition);
+                            }
+                            self.positions
+                                .insert(partition, Offset(position.0 + data.records.len() as u64));
+                        }
+                    }
+                    Err(_) => self.meta.invalidate(partition),
+                }
+                self.poll_answered(now, out);
+            }
+            Message::TxnResponse {
+                correlation,
+                result,
+            } if self.take(correlation) => match result {
+                Ok(()) => {
+                    let next = if self.step == Step::AddPartitions {
+                        Step::Produce
+                    } else {
+                        Step::CommitOffsets
+                    };
+                    self.go(now, next, out);
+                }
+                Err(e) => self.on_error(now, e, None, out),
+            },
+            Message::ProduceResponse {
+                correlation,
+                results,
+            } => {
+                let Some(&(_, partition)) = self.inflight.get(&correlation) else {
+                    return;
+                };
+                self.inflight.remove(&correlation);
+                let result = results
+                    .first()
+                    .map_or(Err(ErrorCode::NetworkException), |r| r.result);
+                match result {
+                    Ok(base) => {
+                        if let (Some(t), Some(p)) = (self.txn.as_mut(), partition) {
+                            if let Some(b) = t.batches.get_mut(&p) {
+                                b.2 = Some(base);
+                                let acked = b.0 + b.1.len() as Sequence;
+                                self.sequences.entry(p).or_insert((acked, acked)).1 = acked;
+                            }
+                        }
+                        if self.inflight.is_empty() {
+                            let all = self
+                                .txn
+                                .as_ref()
+                                .is_some_and(|t| t.batches.values().all(|b| b.2.is_some()));
+                            if all {
+                                self.go(now, Step::AddOffsets, out);
+                            } else {
+                                self.retry(now, ErrorCode::RequestTimedOut, out);
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        if let Some(p) = partition {
+                            self.meta.invalidate(p);
+                        }
+                        if self.inflight.is_empty() || !is_retriable(e) {
+                            self.inflight.clear();
+                            self.on_error(now, e, partition, out);
+                        }
+                    }
+                }
+            }
+            Message::TxnOffsetCommitResponse {
+                correlation,
+                result,
+            } if self.take(correlation) => match result {
+                Ok(()) => self.go(now, Step::EndTxn { commit: true }, out),
+                Err(e) => self.on_error(now, e, None, out),
+            },
+            Message::EndTxnResponse {
+                correlation,
+                result,
+            } if self.take(correlation) => match result {
+                Ok(epoch) => {
+                    let commit = self.step == Step::EndTxn { commit: true };
+                    if let Some((_, current)) = self.producer.as_mut() {
+                        if *current != epoch {
+                            *current = epoch;
+                            self.sequences.clear();
+                        } else if !commit {
+                            // Same epoch after an abort: the aborted batches' sequences
+                            // are given out again (their writes were not kept).
+                            for s in self.sequences.values_mut() {
+                                s.0 = s.1;
+                            }
+                        }
+                    }
+                    if commit {
+                        self.complete_txn(Outcome::Ok, out);
+                        self.go(now, Step::Poll, out);
+                    } else {
+                        self.complete_txn(Outcome::Fail, out);
+                        // Rewind to the committed offsets.
+                        self.go(now, Step::FetchOffsets, out);
+                    }
+                }
+                Err(e) => self.on_error(now, e, None, out),
+            },
+            _ => {}
+        }
+    }
+
+    /// Is `correlation` the current step's request? (It is no longer in flight.)
+    fn take(&mut self, correlation: u64) -> bool {
+        self.inflight.remove(&correlation).is_some()
+    }
+
+    /// A fetch of the poll was answered (or failed): once all are, go on.
+    fn poll_answered(&mut self, now: SimTime, out: &mut Outbox) {
+        if !self.inflight.is_empty() {
+            return;
+        }
+        if self.polled.is_empty() {
+            self.wake(now, self.spec.poll_interval_ms, out);
+        } else {
+            self.begin_txn(now, out);
+        }
+    }
+
+    /// The run is over: finish the open transaction, start no new one.
+    pub fn stop(&mut self) {
+        self.stopping = true;
+    }
+
+    /// The process crashed (or the run ended): the open transaction's outcome is
+    /// unknown to it; it sends nothing more.
+    pub fn crash(&mut self, out: &mut Outbox) {
+        // Before EndTxn(commit) was sent the transaction can only be aborted (by the
+        // coordinator's time-out or the next instance's InitProducerId).
+        let outcome = match self.txn.as_mut() {
+            Some(t) => {
+                t.error.get_or_insert("CLIENT_CRASHED");
+                if t.commit_sent {
+                    Outcome::Info
+                } else {
+                    Outcome::Fail
+                }
+            }
+            None => Outcome::Info,
+        };
+        self.complete_txn(outcome, out);
+        self.step = Step::Done;
+        self.inflight.clear();
+    }
+}
+
+/// Errors after which the same request may simply be sent again.
+fn is_retriable(e: ErrorCode) -> bool {
+    use ErrorCode::*;
+    matches!(
+        e,
+        NotLeaderOrFollower
+            | FencedLeaderEpoch
+            | UnknownLeaderEpoch
+            | LeaderNotAvailable
+            | NotEnoughReplicas
+            | NotEnoughReplicasAfterAppend
+            | RequestTimedOut
+            | NetworkException
+            | NotCoordinator
+            | CoordinatorNotAvailable
+            | ConcurrentTransactions
+            | UnstableOffsetCommit
+    )
+}
