@@ -595,14 +595,14 @@ fn a_transaction_commits_through_the_log_and_a_new_instance_fences_the_old() {
 
 #[test]
 fn a_new_coordinator_finishes_a_prepared_commit_from_the_log() {
-    use crate::message::{Control, TxnLogEntry, TxnStatus};
+    use crate::message::{Control, CoordinatorEntry, TxnLogEntry, TxnStatus};
     use crate::types::{PartitionSet, ProducerEpoch, TxnId};
     // The log of __transaction_state says PrepareCommit; the markers were never sent.
     let mut b = started(Broker::new(BrokerId(0), &transaction_config()));
     let id = TxnId(4);
     let pid = super::producer_id_of(id);
     b.replicas[1].log.append(Record {
-        txn_state: Some(TxnLogEntry {
+        txn_state: Some(CoordinatorEntry::Txn(TxnLogEntry {
             transactional_id: id,
             producer_id: pid,
             producer_epoch: ProducerEpoch(0),
@@ -610,7 +610,7 @@ fn a_new_coordinator_finishes_a_prepared_commit_from_the_log() {
             partitions: [P].into_iter().collect::<PartitionSet>(),
             started_at: SimTime::ZERO,
             timeout_ms: 60_000,
-        }),
+        })),
         ..record(0, 1)
     });
     let mut out = Outbox::default();

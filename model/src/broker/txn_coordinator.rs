@@ -20,7 +20,9 @@
 //! producer-id block manager.
 
 use super::Broker;
-use crate::message::{Control, ErrorCode, Message, ProduceResult, Record, TxnLogEntry, TxnStatus};
+use crate::message::{
+    Control, CoordinatorEntry, ErrorCode, Message, ProduceResult, Record, TxnLogEntry, TxnStatus,
+};
 use crate::outbox::{Outbox, Timer};
 use crate::types::{
     NodeId, Offset, PartitionId, PartitionSet, ProducerEpoch, ProducerId, SimTime, TxnId,
@@ -362,7 +364,7 @@ impl Broker {
             epoch: Default::default(),
             producer: None,
             control: None,
-            txn_state: Some(entry),
+            txn_state: Some(CoordinatorEntry::Txn(entry)),
         };
         let write = self.append_internal(now, p, record, out);
         self.txn.writes.insert(write, (entry, then));
@@ -587,7 +589,7 @@ impl Broker {
     pub(super) fn load_transactions(&mut self, now: SimTime, p: PartitionId, out: &mut Outbox) {
         let mut latest: BTreeMap<TxnId, TxnLogEntry> = BTreeMap::new();
         for r in self.replicas[p.index()].log.records() {
-            if let Some(e) = r.txn_state {
+            if let Some(CoordinatorEntry::Txn(e)) = r.txn_state {
                 latest.insert(e.transactional_id, e);
             }
         }
