@@ -6,6 +6,7 @@
 //! On a hard crash it calls [`Broker::crash`] (only durable state survives: the flushed
 //! log prefix and the HW checkpoint); on a clean shutdown [`Broker::shutdown`].
 
+mod coordinator;
 mod follower;
 mod leader;
 pub mod replica;
@@ -15,7 +16,7 @@ mod txn_coordinator;
 
 use crate::bug::Bug;
 use crate::config::Config;
-use crate::message::{Message, PartitionState};
+use crate::message::{ErrorCode, Message, PartitionState};
 use crate::outbox::{DiskCompletion, DiskOp, Outbox, Timer};
 use crate::types::{BrokerEpoch, BrokerId, NodeId, Offset, PartitionId, SimTime};
 use replica::{Replica, Role};
@@ -55,6 +56,8 @@ pub struct Broker {
     pub running: bool,
     /// The transaction coordinator of the `__transaction_state` partitions we lead.
     txn: TxnCoordinator,
+    /// Coordinator-log appends that completed, to be handled at the end of the event.
+    coordinator_writes_done: Vec<(u64, Result<Offset, ErrorCode>)>,
 }
 
 impl Broker {
@@ -77,6 +80,7 @@ impl Broker {
             shutdown_ready: false,
             running: false,
             txn: TxnCoordinator::default(),
+            coordinator_writes_done: Vec::new(),
         }
     }
 
@@ -143,6 +147,7 @@ impl Broker {
         self.shutdown_requested = None;
         self.shutdown_ready = false;
         self.txn = TxnCoordinator::default();
+        self.coordinator_writes_done.clear();
         for r in &mut self.replicas {
             r.log.crash();
             r.state = None;
@@ -361,7 +366,7 @@ impl Broker {
             // Requests meant for the controller or clients are ignored.
             _ => {}
         }
-        self.drain_txn_log_completions(now, out);
+        self.drain_coordinator_writes(now, out);
         self.check_invariants();
     }
 
@@ -411,7 +416,7 @@ impl Broker {
             Timer::TxnTick => self.on_txn_tick(now, out),
             _ => {}
         }
-        self.drain_txn_log_completions(now, out);
+        self.drain_coordinator_writes(now, out);
         self.check_invariants();
     }
 
