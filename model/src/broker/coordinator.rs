@@ -1,5 +1,6 @@
-//! What the broker's coordinators share. The transaction coordinator
-//! (`__transaction_state`) is hosted by the leader of the internal partition their key hashes to; each keeps its
+//! What the broker's two coordinators share. The transaction coordinator
+//! (`__transaction_state`) and the group coordinator (`__consumer_offsets`) are each
+//! hosted by the leader of the internal partition their key hashes to; each keeps its
 //! state in that partition's log, written as acks=all through `append_internal`, loads
 //! it when the broker becomes the partition's leader and drops it when the leadership
 //! is lost (the next leader loads it from its own replica of the log).
@@ -45,6 +46,8 @@ impl Broker {
     pub(super) fn load_coordinator(&mut self, now: SimTime, p: PartitionId, out: &mut Outbox) {
         if self.config.is_transaction_state(p) {
             self.load_transactions(now, p, out);
+        } else if self.config.is_consumer_offsets(p) {
+            self.load_groups(p);
         }
     }
 
@@ -52,16 +55,23 @@ impl Broker {
     pub(super) fn unload_coordinator(&mut self, p: PartitionId) {
         if self.config.is_transaction_state(p) {
             self.unload_transactions(p);
+        } else if self.config.is_consumer_offsets(p) {
+            self.unload_groups(p);
         }
     }
 
     /// Run the coordinators' part of the internal-log appends that completed during
-    /// this event (they complete deep inside the produce path, without `now`).
+    /// this event (they complete deep inside the produce path, without `now`). The
+    /// group coordinator first applies what became committed, so that an answer
+    /// reflects its own write.
     pub(super) fn drain_coordinator_writes(&mut self, now: SimTime, out: &mut Outbox) {
+        self.catch_up_groups();
         while !self.coordinator_writes_done.is_empty() {
             for (write, result) in std::mem::take(&mut self.coordinator_writes_done) {
                 self.on_txn_log_written(now, write, result, out);
+                self.on_group_log_written(write, result, out);
             }
+            self.catch_up_groups();
         }
     }
 }

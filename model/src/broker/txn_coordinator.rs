@@ -26,7 +26,7 @@ use crate::message::{
 };
 use crate::outbox::{Outbox, Timer};
 use crate::types::{
-    NodeId, Offset, PartitionId, PartitionSet, ProducerEpoch, ProducerId, SimTime, TxnId,
+    GroupId, NodeId, Offset, PartitionId, PartitionSet, ProducerEpoch, ProducerId, SimTime, TxnId,
 };
 use std::collections::BTreeMap;
 
@@ -620,5 +620,39 @@ impl Broker {
     /// The coordinator's committed state of `id`, if it coordinates it.
     pub fn txn_state(&self, id: TxnId) -> Option<TxnLogEntry> {
         self.txn.txns.get(&id).map(|m| m.entry)
+    }
+
+    /// AddOffsetsToTxn (`sendOffsetsToTransaction`, step 1): AddPartitionsToTxn for the
+    /// group's `__consumer_offsets` partition, so that the transaction's marker reaches
+    /// the offsets its TxnOffsetCommit leaves pending there.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn on_add_offsets_to_txn(
+        &mut self,
+        now: SimTime,
+        client: NodeId,
+        correlation: u64,
+        id: TxnId,
+        producer_id: ProducerId,
+        epoch: ProducerEpoch,
+        group: GroupId,
+        out: &mut Outbox,
+    ) {
+        if self.config.offsets_topic_partitions == 0 {
+            let e = ErrorCode::CoordinatorNotAvailable;
+            return out.send(client, Self::txn_error(correlation, TxnApi::Other, e));
+        }
+        let partitions = [self.config.consumer_offsets_partition(group)]
+            .into_iter()
+            .collect();
+        self.on_add_partitions_to_txn(
+            now,
+            client,
+            correlation,
+            id,
+            producer_id,
+            epoch,
+            partitions,
+            out,
+        );
     }
 }
