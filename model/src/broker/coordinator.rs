@@ -14,11 +14,12 @@ use crate::types::{Offset, PartitionId, SimTime};
 /// The answer a coordinator gives for one of its log writes: the partition's error
 /// mapped as Kafka's coordinators map it (a lost leadership means the client must look
 /// for the new coordinator; a write that did not reach `min.insync.replicas` or timed
-/// out means "try again").
+/// out means "try again"; a fenced producer epoch is the producer's own error).
 pub(super) fn write_outcome(result: Result<Offset, ErrorCode>) -> Result<(), ErrorCode> {
     match result {
         Ok(_) => Ok(()),
         Err(ErrorCode::NotLeaderOrFollower) => Err(ErrorCode::NotCoordinator),
+        Err(ErrorCode::InvalidProducerEpoch) => Err(ErrorCode::InvalidProducerEpoch),
         Err(_) => Err(ErrorCode::CoordinatorNotAvailable),
     }
 }

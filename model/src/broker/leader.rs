@@ -725,6 +725,10 @@ impl Broker {
     /// acks=all (refused below `min.insync.replicas`); returns the id of the write,
     /// whose completion lands in the coordinators (at the end of the event, so the
     /// caller may record what the id stands for after this returns).
+    ///
+    /// Records stamped by a producer (transactional offset commits) are checked as
+    /// Kafka checks a coordinator's append: the producer epoch is fenced against the
+    /// partition's producer state, the sequence is not looked at.
     pub(super) fn append_internal(
         &mut self,
         now: SimTime,
@@ -735,15 +739,32 @@ impl Broker {
         debug_assert!(!records.is_empty());
         let min_isr = self.config.min_insync_replicas as usize;
         let r = &mut self.replicas[p.index()];
-        let appended = match (r.leader_epoch(), r.is_leader()) {
-            (Some(epoch), true) if r.isr().len() >= min_isr => {
-                let base = r.log.log_end_offset();
-                for record in records {
-                    r.log.append(Record { epoch, ..*record });
+        let isr_size = r.isr().len();
+        let stamp = records[0].producer.map(|(s, _)| s);
+        let appended = match (r.leader_epoch(), &mut r.role) {
+            (Some(epoch), Role::Leader(l)) if isr_size >= min_isr => match stamp {
+                Some(s)
+                    if l.producer_state
+                        .epoch(s.producer_id)
+                        .is_some_and(|e| e > s.producer_epoch) =>
+                {
+                    Err(ErrorCode::InvalidProducerEpoch)
                 }
-                Ok((base, r.log.log_end_offset()))
-            }
-            (_, true) => Err(ErrorCode::NotEnoughReplicas),
+                _ => {
+                    let base = r.log.log_end_offset();
+                    for record in records {
+                        r.log.append(Record { epoch, ..*record });
+                    }
+                    if let Some(s) = stamp {
+                        let count = records.len() as u32;
+                        let (pid, pe) = (s.producer_id, s.producer_epoch);
+                        l.producer_state
+                            .record_batch(pid, pe, s.base_sequence, count, base);
+                    }
+                    Ok((base, r.log.log_end_offset()))
+                }
+            },
+            (_, Role::Leader(_)) => Err(ErrorCode::NotEnoughReplicas),
             _ => Err(ErrorCode::NotLeaderOrFollower),
         };
         let part = self.after_append(now, p, appended, true, out);

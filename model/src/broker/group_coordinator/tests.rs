@@ -318,6 +318,22 @@ fn without_require_stable_the_old_offset_is_read_while_a_commit_is_pending() {
 }
 
 #[test]
+fn a_fenced_producer_epoch_cannot_commit_offsets() {
+    // The partition's producer state fences the older instance of a transactional id
+    // once it has seen the newer epoch (Kafka validates a coordinator's append so).
+    let mut b = coordinator(&[]);
+    assert_eq!(join(&mut b, 0, 10), Ok(Generation(1)));
+    let zombie = init(&mut b);
+    let producer = init(&mut b);
+    assert!(producer.1 > zombie.1);
+    send_offset(&mut b, producer, 9);
+    assert_eq!(
+        commit_offset(&mut b, zombie, 1, 10, 5),
+        Err(ErrorCode::InvalidProducerEpoch)
+    );
+}
+
+#[test]
 fn requests_are_checked_against_the_uncommitted_tail_of_the_log() {
     // Broker 1 is in the ISR of __consumer_offsets and has not fetched: writes wait.
     let mut b = coordinator(&[]);
