@@ -32,6 +32,7 @@
 //! per request, not per partition.
 
 use super::coordinator::write_outcome;
+use super::replica::Replica;
 use super::Broker;
 use crate::bug::Bug;
 use crate::message::{
@@ -121,6 +122,21 @@ struct OffsetsPartition {
 }
 
 impl OffsetsPartition {
+    /// Apply the records of our replica `r` (we lead it) that its HW now covers.
+    fn catch_up(&mut self, r: &Replica) {
+        let p = r.partition;
+        debug_assert!(r.is_leader(), "{p:?}: groups loaded by a non-leader");
+        debug_assert!(
+            self.applied <= r.high_watermark,
+            "{p:?}: a leader's HW never goes back"
+        );
+        let count = r.high_watermark.0.saturating_sub(self.applied.0) as usize;
+        for record in r.log.read(self.applied, count) {
+            self.apply(record);
+        }
+        self.applied = r.high_watermark;
+    }
+
     /// Replay one committed record of the partition.
     fn apply(&mut self, record: &Record) {
         let producer = record.producer.map(|(stamp, _)| stamp.producer_id);
@@ -486,27 +502,15 @@ impl Broker {
 
     /// Apply what became committed in every partition we coordinate.
     pub(super) fn catch_up_groups(&mut self) {
-        let loaded: Vec<PartitionId> = self.group.partitions.keys().copied().collect();
-        for p in loaded {
-            self.catch_up_group_partition(p);
+        for (p, loaded) in &mut self.group.partitions {
+            loaded.catch_up(&self.replicas[p.index()]);
         }
     }
 
     fn catch_up_group_partition(&mut self, p: PartitionId) {
-        let Some(loaded) = self.group.partitions.get_mut(&p) else {
-            return;
-        };
-        let r = &self.replicas[p.index()];
-        debug_assert!(r.is_leader(), "{p:?}: groups loaded by a non-leader");
-        debug_assert!(
-            loaded.applied <= r.high_watermark,
-            "{p:?}: a leader's HW never goes back"
-        );
-        let count = r.high_watermark.0.saturating_sub(loaded.applied.0) as usize;
-        for record in r.log.read(loaded.applied, count) {
-            loaded.apply(record);
+        if let Some(loaded) = self.group.partitions.get_mut(&p) {
+            loaded.catch_up(&self.replicas[p.index()]);
         }
-        loaded.applied = r.high_watermark;
     }
 }
 
