@@ -118,8 +118,43 @@ pub struct Record {
     /// A transaction marker (then `value` is 0 and `producer` names the transaction's
     /// producer id and epoch).
     pub control: Option<Control>,
-    /// An entry of the transaction log (`__transaction_state` partitions only).
-    pub txn_state: Option<TxnLogEntry>,
+    /// An entry of a coordinator's log: the transaction log (`__transaction_state`) or
+    /// the group metadata and offsets (`__consumer_offsets`). The name predates the
+    /// group coordinator; it is kept so that the `txn_state: None` of every data record
+    /// stays as it is.
+    pub txn_state: Option<CoordinatorEntry>,
+}
+
+/// One record of an internal topic, as written by the coordinator that owns it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CoordinatorEntry {
+    /// `__transaction_state`: the transaction coordinator's state of one transactional id.
+    Txn(TxnLogEntry),
+    /// `__consumer_offsets`: a change to a consumer group.
+    Group(GroupLogEntry),
+}
+
+/// One record of `__consumer_offsets` (Kafka's `GroupMetadataValue` and
+/// `OffsetCommitValue`). Entries are replayed in log order; a new leader rebuilds the
+/// groups from them alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GroupLogEntry {
+    /// `member` joined `group` as the static member `instance` (KIP-345) and started
+    /// `generation`; an older member of the instance is fenced from then on.
+    Member {
+        group: GroupId,
+        instance: u32,
+        member: MemberId,
+        generation: Generation,
+    },
+    /// A transactional offset commit (KIP-98): the record carries the producer's stamp
+    /// (`transactional: true`), and that producer's commit or abort marker in this
+    /// partition decides it. Until then the offset is pending.
+    Offset {
+        group: GroupId,
+        partition: PartitionId,
+        offset: Offset,
+    },
 }
 
 /// The states of a transaction at its coordinator (Kafka's `TransactionState`).

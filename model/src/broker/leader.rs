@@ -33,7 +33,7 @@ enum Reply {
     TxnMarkers {
         producer_id: ProducerId,
     },
-    /// The broker's own append to an internal topic (the transaction log): completes
+    /// The broker's own append to an internal topic (a coordinator's log): completes
     /// inside the broker.
     Internal {
         write: u64,
@@ -143,9 +143,7 @@ impl Broker {
         }));
         self.fail_parked_fetches(p, out);
         self.maybe_advance_high_watermark(now, p, out);
-        if self.config.is_transaction_state(p) {
-            self.load_transactions(now, p, out);
-        }
+        self.load_coordinator(now, p, out);
     }
 
     /// The controller published a new ISR (same leader epoch): drop a matching pending
@@ -166,9 +164,7 @@ impl Broker {
 
     /// Fail everything waiting on our leadership of `p` (we lost it).
     pub(super) fn fail_leader_requests(&mut self, p: PartitionId, out: &mut Outbox) {
-        if self.config.is_transaction_state(p) {
-            self.unload_transactions(p);
-        }
+        self.unload_coordinator(p);
         let ids: Vec<u64> = self.delayed_produces.keys().copied().collect();
         for id in ids {
             let done = {
@@ -725,28 +721,52 @@ impl Broker {
         );
     }
 
-    /// Append one record to an internal partition we lead, as acks=all (refused below
-    /// `min.insync.replicas`); returns the id of the write, whose completion lands in
-    /// the transaction coordinator (at the end of the event, so the caller may record
-    /// what the id stands for after this returns).
+    /// Append a coordinator's records to an internal partition we lead, together and as
+    /// acks=all (refused below `min.insync.replicas`); returns the id of the write,
+    /// whose completion lands in the coordinators (at the end of the event, so the
+    /// caller may record what the id stands for after this returns).
+    ///
+    /// Records stamped by a producer (transactional offset commits) are checked as
+    /// Kafka checks a coordinator's append: the producer epoch is fenced against the
+    /// partition's producer state, the sequence is not looked at.
     pub(super) fn append_internal(
         &mut self,
         now: SimTime,
         p: PartitionId,
-        mut record: Record,
+        records: &[Record],
         out: &mut Outbox,
     ) -> u64 {
+        debug_assert!(!records.is_empty());
         let min_isr = self.config.min_insync_replicas as usize;
         let r = &mut self.replicas[p.index()];
-        let appended = match (r.leader_epoch(), r.is_leader()) {
-            (Some(epoch), true) if r.isr().len() >= min_isr => {
-                record.epoch = epoch;
-                Ok(r.log.append(record))
-            }
-            (_, true) => Err(ErrorCode::NotEnoughReplicas),
+        let isr_size = r.isr().len();
+        let stamp = records[0].producer.map(|(s, _)| s);
+        let appended = match (r.leader_epoch(), &mut r.role) {
+            (Some(epoch), Role::Leader(l)) if isr_size >= min_isr => match stamp {
+                Some(s)
+                    if l.producer_state
+                        .epoch(s.producer_id)
+                        .is_some_and(|e| e > s.producer_epoch) =>
+                {
+                    Err(ErrorCode::InvalidProducerEpoch)
+                }
+                _ => {
+                    let base = r.log.log_end_offset();
+                    for record in records {
+                        r.log.append(Record { epoch, ..*record });
+                    }
+                    if let Some(s) = stamp {
+                        let count = records.len() as u32;
+                        let (pid, pe) = (s.producer_id, s.producer_epoch);
+                        l.producer_state
+                            .record_batch(pid, pe, s.base_sequence, count, base);
+                    }
+                    Ok((base, r.log.log_end_offset()))
+                }
+            },
+            (_, Role::Leader(_)) => Err(ErrorCode::NotEnoughReplicas),
             _ => Err(ErrorCode::NotLeaderOrFollower),
         };
-        let appended = appended.map(|offset| (offset, Offset(offset.0 + 1)));
         let part = self.after_append(now, p, appended, true, out);
         let write = self.next_correlation();
         self.await_replication(
@@ -952,7 +972,7 @@ impl Broker {
                 let result = results
                     .first()
                     .map_or(Err(ErrorCode::NotLeaderOrFollower), |r| r.result);
-                self.txn.completed.push((write, result));
+                self.coordinator_writes_done.push((write, result));
                 return;
             }
         };

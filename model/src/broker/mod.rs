@@ -6,7 +6,9 @@
 //! On a hard crash it calls [`Broker::crash`] (only durable state survives: the flushed
 //! log prefix and the HW checkpoint); on a clean shutdown [`Broker::shutdown`].
 
+mod coordinator;
 mod follower;
+mod group_coordinator;
 mod leader;
 pub mod replica;
 #[cfg(test)]
@@ -15,12 +17,13 @@ mod txn_coordinator;
 
 use crate::bug::Bug;
 use crate::config::Config;
-use crate::message::{Message, PartitionState};
+use crate::message::{ErrorCode, Message, PartitionState};
 use crate::outbox::{DiskCompletion, DiskOp, Outbox, Timer};
 use crate::types::{BrokerEpoch, BrokerId, NodeId, Offset, PartitionId, SimTime};
 use replica::{Replica, Role};
 use std::collections::BTreeMap;
 
+pub use group_coordinator::GroupCoordinator;
 pub use leader::{DelayedProduce, ParkedFetch};
 pub use txn_coordinator::{producer_id_of, TxnCoordinator};
 
@@ -55,6 +58,10 @@ pub struct Broker {
     pub running: bool,
     /// The transaction coordinator of the `__transaction_state` partitions we lead.
     txn: TxnCoordinator,
+    /// The group coordinator of the `__consumer_offsets` partitions we lead.
+    group: GroupCoordinator,
+    /// Coordinator-log appends that completed, to be handled at the end of the event.
+    coordinator_writes_done: Vec<(u64, Result<Offset, ErrorCode>)>,
 }
 
 impl Broker {
@@ -77,6 +84,8 @@ impl Broker {
             shutdown_ready: false,
             running: false,
             txn: TxnCoordinator::default(),
+            group: GroupCoordinator::default(),
+            coordinator_writes_done: Vec::new(),
         }
     }
 
@@ -143,6 +152,8 @@ impl Broker {
         self.shutdown_requested = None;
         self.shutdown_ready = false;
         self.txn = TxnCoordinator::default();
+        self.group = GroupCoordinator::default();
+        self.coordinator_writes_done.clear();
         for r in &mut self.replicas {
             r.log.crash();
             r.state = None;
@@ -358,10 +369,61 @@ impl Broker {
                 commit,
                 out,
             ),
+            Message::AddOffsetsToTxn {
+                correlation,
+                transactional_id,
+                producer_id,
+                producer_epoch,
+                group,
+            } => self.on_add_offsets_to_txn(
+                now,
+                from,
+                correlation,
+                transactional_id,
+                producer_id,
+                producer_epoch,
+                group,
+                out,
+            ),
+            Message::JoinGroup {
+                correlation,
+                group,
+                instance,
+                member,
+            } => self.on_join_group(now, from, correlation, group, instance, member, out),
+            Message::TxnOffsetCommit {
+                correlation,
+                transactional_id: _,
+                producer_id,
+                producer_epoch,
+                group,
+                generation,
+                member,
+                offsets,
+            } => self.on_txn_offset_commit(
+                now,
+                from,
+                group_coordinator::TxnOffsetCommit {
+                    correlation,
+                    producer_id,
+                    producer_epoch,
+                    group,
+                    generation,
+                    member,
+                    offsets,
+                },
+                out,
+            ),
+            Message::OffsetFetch {
+                correlation,
+                group,
+                partitions,
+                require_stable,
+            } => self.on_offset_fetch(from, correlation, group, partitions, require_stable, out),
             // Requests meant for the controller or clients are ignored.
             _ => {}
         }
-        self.drain_txn_log_completions(now, out);
+        self.drain_coordinator_writes(now, out);
         self.check_invariants();
     }
 
@@ -411,7 +473,7 @@ impl Broker {
             Timer::TxnTick => self.on_txn_tick(now, out),
             _ => {}
         }
-        self.drain_txn_log_completions(now, out);
+        self.drain_coordinator_writes(now, out);
         self.check_invariants();
     }
 

@@ -24,7 +24,7 @@ fn broker(id: u32) -> Broker {
 }
 
 /// Start the broker and answer its registration, as the controller would.
-fn started(mut b: Broker) -> Broker {
+pub(super) fn started(mut b: Broker) -> Broker {
     b.start(SimTime::ZERO, BrokerEpoch(1), &mut Outbox::default());
     b.handle_message(
         SimTime::ZERO,
@@ -41,7 +41,7 @@ fn started(mut b: Broker) -> Broker {
     b
 }
 
-fn state(leader: u32, epoch: u32, isr: &[u32], partition_epoch: u32) -> PartitionState {
+pub(super) fn state(leader: u32, epoch: u32, isr: &[u32], partition_epoch: u32) -> PartitionState {
     PartitionState {
         partition: P,
         replicas: vec![BrokerId(0), BrokerId(1), BrokerId(2)],
@@ -52,7 +52,7 @@ fn state(leader: u32, epoch: u32, isr: &[u32], partition_epoch: u32) -> Partitio
     }
 }
 
-fn publish(b: &mut Broker, s: PartitionState, out: &mut Outbox) {
+pub(super) fn publish(b: &mut Broker, s: PartitionState, out: &mut Outbox) {
     b.handle_message(
         SimTime::ZERO,
         NodeId::Controller,
@@ -458,7 +458,7 @@ fn transaction_broker() -> Broker {
 /// Hand `msg` to `b` from a client, then loop the broker's messages to itself (the
 /// coordinator's WriteTxnMarkers to the partition leader, which is itself) until quiet;
 /// returns what went to the client.
-fn txn_request(b: &mut Broker, msg: Message) -> Vec<Message> {
+pub(super) fn txn_request(b: &mut Broker, msg: Message) -> Vec<Message> {
     let client = NodeId::Client(crate::types::ClientId(9));
     let mut out = Outbox::default();
     b.handle_message(SimTime::from_ms(1), client, msg, &mut out);
@@ -595,14 +595,14 @@ fn a_transaction_commits_through_the_log_and_a_new_instance_fences_the_old() {
 
 #[test]
 fn a_new_coordinator_finishes_a_prepared_commit_from_the_log() {
-    use crate::message::{Control, TxnLogEntry, TxnStatus};
+    use crate::message::{Control, CoordinatorEntry, TxnLogEntry, TxnStatus};
     use crate::types::{PartitionSet, ProducerEpoch, TxnId};
     // The log of __transaction_state says PrepareCommit; the markers were never sent.
     let mut b = started(Broker::new(BrokerId(0), &transaction_config()));
     let id = TxnId(4);
     let pid = super::producer_id_of(id);
     b.replicas[1].log.append(Record {
-        txn_state: Some(TxnLogEntry {
+        txn_state: Some(CoordinatorEntry::Txn(TxnLogEntry {
             transactional_id: id,
             producer_id: pid,
             producer_epoch: ProducerEpoch(0),
@@ -610,7 +610,7 @@ fn a_new_coordinator_finishes_a_prepared_commit_from_the_log() {
             partitions: [P].into_iter().collect::<PartitionSet>(),
             started_at: SimTime::ZERO,
             timeout_ms: 60_000,
-        }),
+        })),
         ..record(0, 1)
     });
     let mut out = Outbox::default();

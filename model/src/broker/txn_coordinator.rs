@@ -19,11 +19,14 @@
 //! the producer id is derived from the transactional id instead of allocated by a
 //! producer-id block manager.
 
+use super::coordinator::write_outcome;
 use super::Broker;
-use crate::message::{Control, ErrorCode, Message, ProduceResult, Record, TxnLogEntry, TxnStatus};
+use crate::message::{
+    Control, CoordinatorEntry, ErrorCode, Message, ProduceResult, Record, TxnLogEntry, TxnStatus,
+};
 use crate::outbox::{Outbox, Timer};
 use crate::types::{
-    NodeId, Offset, PartitionId, PartitionSet, ProducerEpoch, ProducerId, SimTime, TxnId,
+    GroupId, NodeId, Offset, PartitionId, PartitionSet, ProducerEpoch, ProducerId, SimTime, TxnId,
 };
 use std::collections::BTreeMap;
 
@@ -82,8 +85,6 @@ pub struct TxnCoordinator {
     writes: BTreeMap<u64, (TxnLogEntry, AfterWrite)>,
     /// WriteTxnMarkers correlation -> the transaction it serves.
     marker_requests: BTreeMap<u64, TxnId>,
-    /// Appends that completed, to be handled at the end of the event.
-    pub(super) completed: Vec<(u64, Result<Offset, ErrorCode>)>,
     tick_armed: bool,
 }
 
@@ -107,15 +108,9 @@ impl Broker {
 
     /// Are we the (loaded) coordinator of `id`? The partition must be ours as leader.
     fn coordinates(&self, id: TxnId) -> Result<PartitionId, ErrorCode> {
-        if self.config.transaction_state_partitions == 0 {
-            return Err(ErrorCode::CoordinatorNotAvailable);
-        }
-        let p = self.config.transaction_state_partition(id);
-        if self.replicas[p.index()].is_leader() {
-            Ok(p)
-        } else {
-            Err(ErrorCode::NotCoordinator)
-        }
+        self.coordinator_partition(self.config.transaction_state_partitions, |c| {
+            c.transaction_state_partition(id)
+        })
     }
 
     pub(super) fn on_init_producer_id(
@@ -362,15 +357,15 @@ impl Broker {
             epoch: Default::default(),
             producer: None,
             control: None,
-            txn_state: Some(entry),
+            txn_state: Some(CoordinatorEntry::Txn(entry)),
         };
-        let write = self.append_internal(now, p, record, out);
+        let write = self.append_internal(now, p, &[record], out);
         self.txn.writes.insert(write, (entry, then));
     }
 
     /// A transaction-log append completed (committed, or failed: then the coordinator
     /// keeps its previous state, and a lost leadership unloads it anyway).
-    fn on_txn_log_written(
+    pub(super) fn on_txn_log_written(
         &mut self,
         now: SimTime,
         write: u64,
@@ -385,11 +380,7 @@ impl Broker {
             return;
         };
         m.writing = false;
-        let error = match result {
-            Ok(_) => None,
-            Err(ErrorCode::NotLeaderOrFollower) => Some(ErrorCode::NotCoordinator),
-            Err(_) => Some(ErrorCode::CoordinatorNotAvailable),
-        };
+        let error = write_outcome(result).err();
         if error.is_none() {
             m.entry = entry;
             if entry.status.is_preparing() {
@@ -587,7 +578,7 @@ impl Broker {
     pub(super) fn load_transactions(&mut self, now: SimTime, p: PartitionId, out: &mut Outbox) {
         let mut latest: BTreeMap<TxnId, TxnLogEntry> = BTreeMap::new();
         for r in self.replicas[p.index()].log.records() {
-            if let Some(e) = r.txn_state {
+            if let Some(CoordinatorEntry::Txn(e)) = r.txn_state {
                 latest.insert(e.transactional_id, e);
             }
         }
@@ -631,13 +622,37 @@ impl Broker {
         self.txn.txns.get(&id).map(|m| m.entry)
     }
 
-    /// Run the coordinator's part of the transaction-log appends that completed during
-    /// this event (they complete deep inside the produce path, without `now`).
-    pub(super) fn drain_txn_log_completions(&mut self, now: SimTime, out: &mut Outbox) {
-        while !self.txn.completed.is_empty() {
-            for (write, result) in std::mem::take(&mut self.txn.completed) {
-                self.on_txn_log_written(now, write, result, out);
-            }
+    /// AddOffsetsToTxn (`sendOffsetsToTransaction`, step 1): AddPartitionsToTxn for the
+    /// group's `__consumer_offsets` partition, so that the transaction's marker reaches
+    /// the offsets its TxnOffsetCommit leaves pending there.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn on_add_offsets_to_txn(
+        &mut self,
+        now: SimTime,
+        client: NodeId,
+        correlation: u64,
+        id: TxnId,
+        producer_id: ProducerId,
+        epoch: ProducerEpoch,
+        group: GroupId,
+        out: &mut Outbox,
+    ) {
+        if self.config.offsets_topic_partitions == 0 {
+            let e = ErrorCode::CoordinatorNotAvailable;
+            return out.send(client, Self::txn_error(correlation, TxnApi::Other, e));
         }
+        let partitions = [self.config.consumer_offsets_partition(group)]
+            .into_iter()
+            .collect();
+        self.on_add_partitions_to_txn(
+            now,
+            client,
+            correlation,
+            id,
+            producer_id,
+            epoch,
+            partitions,
+            out,
+        );
     }
 }
