@@ -12,6 +12,7 @@ pub mod replica;
 #[cfg(test)]
 mod tests;
 mod txn_coordinator;
+mod verification;
 
 use crate::bug::Bug;
 use crate::config::Config;
@@ -55,6 +56,8 @@ pub struct Broker {
     pub running: bool,
     /// The transaction coordinator of the `__transaction_state` partitions we lead.
     txn: TxnCoordinator,
+    /// Transactional produces held for their coordinator's verification (KIP-890).
+    verifications: verification::Verifications,
 }
 
 impl Broker {
@@ -77,6 +80,7 @@ impl Broker {
             shutdown_ready: false,
             running: false,
             txn: TxnCoordinator::default(),
+            verifications: Default::default(),
         }
     }
 
@@ -143,6 +147,7 @@ impl Broker {
         self.shutdown_requested = None;
         self.shutdown_ready = false;
         self.txn = TxnCoordinator::default();
+        self.verifications = Default::default();
         for r in &mut self.replicas {
             r.log.crash();
             r.state = None;
@@ -217,7 +222,10 @@ impl Broker {
             } if self.accept_controller(controller_epoch) => {
                 self.apply_metadata(now, &states, out);
             }
-            Message::ConnectionClosed { broker } => self.on_leader_disconnected(broker, out),
+            Message::ConnectionClosed { broker } => {
+                self.on_leader_disconnected(broker, out);
+                self.on_coordinator_disconnected(now, broker, out);
+            }
             Message::AlterPartitionResponse {
                 partition,
                 proposed,
@@ -303,11 +311,24 @@ impl Broker {
             }
             Message::Produce {
                 correlation,
-                transactional_id: _,
+                transactional_id,
                 acks_all,
                 acks_none,
                 batches,
-            } => self.on_produce(now, from, correlation, acks_all, acks_none, batches, out),
+            } => self.on_produce(
+                now,
+                from,
+                correlation,
+                transactional_id,
+                acks_all,
+                acks_none,
+                batches,
+                out,
+            ),
+            Message::TxnResponse {
+                correlation,
+                result,
+            } => self.on_verification_response(now, correlation, result, out),
             Message::WriteTxnMarkersResponse {
                 correlation,
                 results,
@@ -331,7 +352,7 @@ impl Broker {
                 producer_id,
                 producer_epoch,
                 partitions,
-                verify_only: _,
+                verify_only,
             } => self.on_add_partitions_to_txn(
                 now,
                 from,
@@ -340,6 +361,7 @@ impl Broker {
                 producer_id,
                 producer_epoch,
                 partitions,
+                verify_only,
                 out,
             ),
             Message::EndTxn {
