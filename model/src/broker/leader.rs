@@ -353,7 +353,9 @@ impl Broker {
         let end = match req.replica {
             Some(_) => r.log.log_end_offset(),
             None if self.bug(Bug::ReadBeyondHw) => r.log.log_end_offset(),
-            None if req.read_committed => lso.unwrap_or(Offset::ZERO),
+            None if req.read_committed && !self.bug(Bug::ReadUncommittedLeak) => {
+                lso.unwrap_or(Offset::ZERO)
+            }
             None => visible_hw.unwrap_or(Offset::ZERO),
         };
         let available = end.0.saturating_sub(req.fetch_offset.0);

@@ -917,6 +917,70 @@ fn a_write_delayed_past_its_abort_joins_the_next_transaction_without_the_epoch_b
 }
 
 #[test]
+fn without_producer_fencing_a_new_instance_joins_the_open_transaction() {
+    for fencing in [true, false] {
+        let bugs: &[Bug] = if fencing {
+            &[]
+        } else {
+            &[Bug::NoProducerFencing]
+        };
+        let mut b = transaction_broker_with(bugs);
+        let e = init_epoch(&mut b);
+        assert_eq!(add_result(&mut b, e, false), Ok(()));
+        assert_eq!(produce_result(&mut b, e, 0, true), Ok(Offset(0)));
+        let second = answer(&mut b, TXN.init());
+        let zombie_commit = end_result(&mut b, e, true);
+        if fencing {
+            assert!(matches!(
+                second,
+                Message::InitProducerIdResponse {
+                    result: Err(ErrorCode::ConcurrentTransactions),
+                    ..
+                }
+            ));
+            // One epoch behind the abort's: taken for a retry, of the other decision.
+            assert_eq!(zombie_commit, Err(ErrorCode::InvalidTxnState));
+            assert_eq!(init_epoch(&mut b), e + 2);
+            assert_eq!(end_result(&mut b, e, true), Err(ErrorCode::ProducerFenced));
+            let log = &b.replicas[0].log;
+            assert_eq!(log.record(Offset(1)).unwrap().control, Some(Control::Abort));
+        } else {
+            assert!(matches!(
+                second,
+                Message::InitProducerIdResponse {
+                    result: Ok((_, ProducerEpoch(0))),
+                    ..
+                }
+            ));
+            assert_eq!(zombie_commit, Ok(ProducerEpoch(1)), "the zombie commits");
+            let log = &b.replicas[0].log;
+            assert_eq!(
+                log.record(Offset(1)).unwrap().control,
+                Some(Control::Commit)
+            );
+        }
+    }
+}
+
+#[test]
+fn read_uncommitted_leak_serves_read_committed_up_to_the_high_watermark() {
+    for leak in [false, true] {
+        let bugs: &[Bug] = if leak {
+            &[Bug::ReadUncommittedLeak]
+        } else {
+            &[]
+        };
+        let mut b = transaction_broker_with(bugs);
+        let e = init_epoch(&mut b);
+        assert_eq!(add_result(&mut b, e, false), Ok(()));
+        assert_eq!(produce_result(&mut b, e, 0, true), Ok(Offset(0)));
+        let data = consumer_fetch(&mut b, true);
+        assert_eq!(data.last_stable_offset, Some(Offset(0)));
+        assert_eq!(data.records.len(), usize::from(leak), "leak {leak}");
+    }
+}
+
+#[test]
 fn a_new_coordinator_finishes_a_prepared_commit_from_the_log() {
     use crate::message::{Control, TxnLogEntry, TxnStatus};
     use crate::types::{PartitionSet, ProducerEpoch, TxnId};

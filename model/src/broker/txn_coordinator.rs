@@ -155,6 +155,17 @@ impl Broker {
                     ),
                 );
             }
+            // The historical bug: the new instance gets the same epoch, the previous
+            // one is not fenced and its open transaction stays open (both write into it).
+            Some(m) if self.bug(Bug::NoProducerFencing) => {
+                return out.send(
+                    client,
+                    Message::InitProducerIdResponse {
+                        correlation,
+                        result: Ok((m.entry.producer_id, m.entry.producer_epoch)),
+                    },
+                );
+            }
             Some(m) if m.entry.status == TxnStatus::Ongoing => {
                 // The previous instance left a transaction open: abort it with a bumped
                 // epoch (fencing that instance); the caller retries until it is done.
