@@ -23,7 +23,7 @@ use replica::{Replica, Role};
 use std::collections::BTreeMap;
 
 pub use leader::{DelayedProduce, ParkedFetch};
-pub use txn_coordinator::{producer_id_of, TxnCoordinator};
+pub use txn_coordinator::{producer_id_of, TxnCoordinator, TXN_TICK_MS};
 
 /// How long a controlled shutdown waits for the controller before stopping anyway
 /// (Kafka: `controlled.shutdown.max.retries` x `controlled.shutdown.retry.backoff.ms`
