@@ -680,6 +680,32 @@ fn a_transaction_commits_through_the_log_and_a_new_instance_fences_the_old() {
 }
 
 #[test]
+fn a_retried_end_txn_gets_the_new_epoch_while_the_markers_are_written() {
+    let mut b = transaction_broker();
+    let e = init_epoch(&mut b);
+    assert_eq!(add_result(&mut b, e, false), Ok(()));
+    assert_eq!(produce_result(&mut b, e, 0, true), Ok(Offset(0)));
+    let client = NodeId::Client(crate::types::ClientId(9));
+    let mut out = Outbox::default();
+    b.handle_message(SimTime::from_ms(1), client, TXN.end(e, false), &mut out);
+    assert!(out.messages.iter().any(|(_, m)| matches!(
+        m,
+        Message::EndTxnResponse {
+            result: Ok(ProducerEpoch(1)),
+            ..
+        }
+    )));
+    // The markers are not delivered yet: the decision is prepared, durable.
+    assert_eq!(b.txn_state(TXN.id).unwrap().status, TxnStatus::PrepareAbort);
+    assert_eq!(end_result(&mut b, e, false), Ok(ProducerEpoch(e + 1)));
+    assert_eq!(end_result(&mut b, e, true), Err(ErrorCode::InvalidTxnState));
+    assert_eq!(
+        end_result(&mut b, e + 1, true),
+        Err(ErrorCode::ConcurrentTransactions)
+    );
+}
+
+#[test]
 fn the_first_batch_of_a_transaction_at_a_partition_is_verified_with_the_coordinator() {
     let mut b = transaction_broker();
     let e = init_epoch(&mut b);

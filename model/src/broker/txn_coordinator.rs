@@ -323,12 +323,13 @@ impl Broker {
             _ => None,
         };
         // A retry of the EndTxn that ended the previous transaction (one epoch behind
-        // its bumped epoch): answered with the new epoch if the decision matches. A
-        // time-out abort counts too, as in Kafka's transaction version 2.
+        // its bumped epoch): answered with the new epoch if the decision matches (it is
+        // durable once prepared, even while the markers or the completion are being
+        // written). A time-out abort counts too, as in Kafka's transaction version 2.
         let retry = self.txn.txns.get(&id).and_then(|m| {
             let e = m.entry;
             let behind = epoch.0.checked_add(1) == Some(e.producer_epoch.0);
-            (bump && behind && e.producer_id == producer_id && !m.writing)
+            (bump && behind && e.producer_id == producer_id)
                 .then_some(decided(e.status))
                 .flatten()
                 .map(|d| (d, e.producer_epoch))

@@ -111,7 +111,9 @@ impl Broker {
             waiting: 0,
             deadline: now.plus_ms(self.config.request_timeout_ms),
         };
-        let held_id = self.next_correlation();
+        // Allocated with the first verification only: unverified produces keep the
+        // broker's correlation numbering as it was.
+        let mut held_id = None;
         let txn = transactional_id.filter(|_| !self.bug(Bug::HangingTxn));
         for (i, batch) in held.batches.iter().enumerate() {
             let (Some(txn), Some(stamp)) = (txn, self.opens_transaction(batch)) else {
@@ -121,6 +123,7 @@ impl Broker {
                 held.refused[i] = Some(ErrorCode::CoordinatorNotAvailable);
                 continue;
             };
+            let held_id = *held_id.get_or_insert_with(|| self.next_correlation());
             let c = self.next_correlation();
             out.send(
                 coordinator,
@@ -143,9 +146,9 @@ impl Broker {
             );
             held.waiting += 1;
         }
-        if held.waiting == 0 {
+        let Some(held_id) = held_id else {
             return self.append_produce(now, held, out);
-        }
+        };
         self.verifications.held.insert(held_id, held);
         self.arm_produce_timeouts(out);
     }
