@@ -1,6 +1,7 @@
 //! The leader side of a partition: produce (acks, `min.insync.replicas`, idempotence;
-//! transactional batches verified first, see `verification.rs`), serving fetches, the high watermark (min LEO over the maximal ISR, KIP-497), and ISR
-//! changes proposed to the controller through AlterPartition.
+//! transactional batches verified first, see `verification.rs`), serving fetches, the
+//! high watermark (min LEO over the maximal ISR, KIP-497), and ISR changes proposed to
+//! the controller through AlterPartition.
 
 use super::replica::{FollowerProgress, LeaderState, PendingIsr, Role};
 use super::verification::HeldProduce;

@@ -371,8 +371,9 @@ impl Broker {
         );
     }
 
-    /// Write PrepareCommit/PrepareAbort (with `bump`, under a new epoch that fences the
-    /// producer: a time-out or a new instance); the markers follow once it is committed.
+    /// Write PrepareCommit/PrepareAbort (with `bump`, under the next epoch, which the
+    /// markers carry: every EndTxn under KIP-890 part 2, and the aborts that fence the
+    /// producer, a time-out or a new instance); the markers follow once it is committed.
     fn prepare_end(
         &mut self,
         now: SimTime,
