@@ -266,17 +266,15 @@ impl Monitors {
         if s.leader != Some(b.id) || b.replicas[p].leader_epoch() != Some(s.leader_epoch) {
             return;
         }
-        let hw = b.exposed_high_watermark(PartitionId(p as u32));
-        let lso = hw.map(|hw| b.replicas[p].log.last_stable_offset(hw));
-        let (Some(hw), Some(lso), Some(generation)) = (hw, lso, self.txn_generation(p, controller))
-        else {
+        let below = b
+            .exposed_high_watermark(PartitionId(p as u32))
+            .map(|hw| (b.replicas[p].log.last_stable_offset(hw), hw))
+            .filter(|(lso, hw)| lso < hw);
+        let generation = below.and_then(|_| self.txn_generation(p, controller));
+        let (Some((lso, hw)), Some(generation)) = (below, generation) else {
             self.stuck_lso[p] = None;
             return;
         };
-        if lso >= hw {
-            self.stuck_lso[p] = None;
-            return;
-        }
         let mut w = match self.stuck_lso[p] {
             Some(w) if w.lso == lso && w.generation == generation => w,
             _ => StuckLso {
