@@ -604,6 +604,16 @@ fn lso(b: &Broker) -> (Offset, Offset) {
     (r.log.last_stable_offset(r.high_watermark), r.high_watermark)
 }
 
+/// A broker (with `bugs`) where producer 4 has a transaction open at `P`, of one
+/// record at offset 0; returns it and the producer's epoch.
+fn open_transaction(bugs: &[Bug]) -> (Broker, u16) {
+    let mut b = transaction_broker_with(bugs);
+    let e = init_epoch(&mut b);
+    assert_eq!(add_result(&mut b, e, false), Ok(()));
+    assert_eq!(produce_result(&mut b, e, 0, true), Ok(Offset(0)));
+    (b, e)
+}
+
 #[test]
 fn a_transaction_commits_through_the_log_and_a_new_instance_fences_the_old() {
     let mut b = transaction_broker();
@@ -681,10 +691,7 @@ fn a_transaction_commits_through_the_log_and_a_new_instance_fences_the_old() {
 
 #[test]
 fn a_retried_end_txn_gets_the_new_epoch_while_the_markers_are_written() {
-    let mut b = transaction_broker();
-    let e = init_epoch(&mut b);
-    assert_eq!(add_result(&mut b, e, false), Ok(()));
-    assert_eq!(produce_result(&mut b, e, 0, true), Ok(Offset(0)));
+    let (mut b, e) = open_transaction(&[]);
     let client = NodeId::Client(crate::types::ClientId(9));
     let mut out = Outbox::default();
     b.handle_message(SimTime::from_ms(1), client, TXN.end(e, false), &mut out);
@@ -889,10 +896,7 @@ fn a_marker_written_while_a_verification_is_in_flight_voids_it() {
 /// abort; then the next transaction adds `P` if `next_adds`. Returns the delayed
 /// write's result, and the broker.
 fn delayed_write_after_abort(bugs: &[Bug], next_adds: bool) -> (Result<Offset, ErrorCode>, Broker) {
-    let mut b = transaction_broker_with(bugs);
-    let e = init_epoch(&mut b);
-    assert_eq!(add_result(&mut b, e, false), Ok(()));
-    assert_eq!(produce_result(&mut b, e, 0, true), Ok(Offset(0)));
+    let (mut b, e) = open_transaction(bugs);
     let next = end_result(&mut b, e, false).expect("aborted").0;
     if next_adds {
         assert_eq!(add_result(&mut b, next, false), Ok(()));
@@ -944,16 +948,9 @@ fn a_write_delayed_past_its_abort_joins_the_next_transaction_without_the_epoch_b
 
 #[test]
 fn without_producer_fencing_a_new_instance_joins_the_open_transaction() {
-    for fencing in [true, false] {
-        let bugs: &[Bug] = if fencing {
-            &[]
-        } else {
-            &[Bug::NoProducerFencing]
-        };
-        let mut b = transaction_broker_with(bugs);
-        let e = init_epoch(&mut b);
-        assert_eq!(add_result(&mut b, e, false), Ok(()));
-        assert_eq!(produce_result(&mut b, e, 0, true), Ok(Offset(0)));
+    for bugs in [&[][..], &[Bug::NoProducerFencing]] {
+        let fencing = bugs.is_empty();
+        let (mut b, e) = open_transaction(bugs);
         let second = answer(&mut b, TXN.init());
         let zombie_commit = end_result(&mut b, e, true);
         if fencing {
@@ -990,16 +987,9 @@ fn without_producer_fencing_a_new_instance_joins_the_open_transaction() {
 
 #[test]
 fn read_uncommitted_leak_serves_read_committed_up_to_the_high_watermark() {
-    for leak in [false, true] {
-        let bugs: &[Bug] = if leak {
-            &[Bug::ReadUncommittedLeak]
-        } else {
-            &[]
-        };
-        let mut b = transaction_broker_with(bugs);
-        let e = init_epoch(&mut b);
-        assert_eq!(add_result(&mut b, e, false), Ok(()));
-        assert_eq!(produce_result(&mut b, e, 0, true), Ok(Offset(0)));
+    for bugs in [&[][..], &[Bug::ReadUncommittedLeak]] {
+        let leak = !bugs.is_empty();
+        let (mut b, _) = open_transaction(bugs);
         let data = consumer_fetch(&mut b, true);
         assert_eq!(data.last_stable_offset, Some(Offset(0)));
         assert_eq!(data.records.len(), usize::from(leak), "leak {leak}");
