@@ -54,6 +54,9 @@ pub enum Bug {
     /// A partition leader appends a transactional batch without asking the coordinator
     /// whether the partition is in an ongoing transaction (before KIP-890 part 1): a
     /// produce delayed past its transaction's abort opens a transaction nobody ends.
+    /// It is the broker before KIP-890 as a whole, so the epoch is not bumped per
+    /// transaction either: with part 2 alone, the abort marker's bumped epoch would
+    /// still fence the delayed write.
     HangingTxn,
     /// The producer epoch is not bumped at the end of each transaction (before KIP-890
     /// part 2): a delayed write of an aborted transaction joins the next one.
@@ -184,7 +187,7 @@ pub const ALL_BUGS: &[(Bug, &str, &str, &str)] = &[
         Bug::HangingTxn,
         "hanging-txn",
         "KIP-890",
-        "a transactional produce delayed past its transaction's abort is appended without verifying the transaction: it opens a transaction nobody ends (last stable offset stuck)",
+        "a transactional produce delayed past its transaction's abort is appended without verifying the transaction (nor an epoch bump per transaction to fence it): it opens a transaction nobody ends (last stable offset stuck)",
     ),
     (
         Bug::LateWriteJoinsNextTxn,

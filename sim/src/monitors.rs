@@ -1,14 +1,16 @@
 //! Broker monitors (`invariants.md`, "Broker monitors"): white-box checks on the model's
 //! state after every event, for promises clients cannot see directly. They mirror the
 //! invariants of the TLA+ specifications of Kafka replication (`StrongIsr`,
-//! `LeaderCompleteness`, `NoCommittedRecordLostGlobally`).
+//! `LeaderCompleteness`, `NoCommittedRecordLostGlobally`), and one liveness bound of
+//! transactions (`lso-stuck`, KIP-890's hanging transaction).
 
 use crate::run::RunAnomaly;
 use model::broker::replica::{FollowerPhase, Role};
-use model::broker::Broker;
+use model::broker::{Broker, TXN_TICK_MS};
+use model::config::Config;
 use model::controller::Controller;
 use model::outbox::Note;
-use model::types::{BrokerId, Epoch, Offset};
+use model::types::{BrokerId, Epoch, Offset, PartitionId, SimTime};
 use std::collections::BTreeMap;
 
 /// How many occurrences of one kind are listed (the count is kept).
@@ -35,6 +37,36 @@ fn fingerprint(r: &model::broker::replica::Replica) -> Fingerprint {
     )
 }
 
+/// `lso-stuck`: a partition's last stable offset seen below its HW, unchanged since
+/// `since` under the same `generation` (see [`Monitors::txn_generation`]).
+#[derive(Clone, Copy)]
+struct StuckLso {
+    lso: Offset,
+    generation: u64,
+    since: SimTime,
+    reported: bool,
+}
+
+/// How long a partition's LSO may stay at one offset below its HW before `lso-stuck`:
+/// `transaction.timeout.ms` plus the time the coordinator takes to abort a timed-out
+/// transaction. The oldest open transaction began at the coordinator
+/// (AddPartitionsToTxn) no later than its first record here, so it times out at most
+/// `transaction.timeout.ms` after the LSO stopped on that record; the coordinator
+/// notices at its next tick (`TXN_TICK_MS`). The abort is two acks=all writes, the
+/// PrepareAbort to the transaction log and then the markers, each resent at a tick once
+/// `request.timeout.ms` passed unanswered: three rounds of `request.timeout.ms` plus a
+/// tick cover both and one lost attempt. A stall of the leader or the coordinator
+/// shorter than `broker.session.timeout.ms` delays it without moving leadership (a
+/// longer one moves it, which restarts the clock): one session more.
+fn lso_stuck_bound(config: &Config) -> SimTime {
+    SimTime::from_ms(
+        config.transaction_timeout_ms
+            + TXN_TICK_MS
+            + 3 * (config.request_timeout_ms + TXN_TICK_MS)
+            + config.broker_session_timeout_ms,
+    )
+}
+
 #[derive(Default)]
 struct Committed {
     /// Length and prefix hash of the longest prefix ever exposed as committed.
@@ -54,15 +86,26 @@ pub struct Monitors {
     reported_missing: std::collections::BTreeSet<(usize, BrokerId, Offset)>,
     /// Per (broker, partition): the replica state at its last check.
     fingerprints: Vec<Option<Fingerprint>>,
+    /// Per partition: its LSO while below the HW (`lso-stuck`).
+    stuck_lso: Vec<Option<StuckLso>>,
+    lso_stuck_bound: SimTime,
+    /// The `__transaction_state` partitions: their coordinators end transactions.
+    txn_state_partitions: Vec<usize>,
     found: BTreeMap<&'static str, (u64, Vec<RunAnomaly>)>,
 }
 
 impl Monitors {
-    pub fn new(keys: Vec<String>, brokers: usize, min_insync_replicas: u32) -> Monitors {
+    pub fn new(keys: Vec<String>, config: &Config) -> Monitors {
         let n = keys.len();
+        let brokers = config.brokers as usize;
         Monitors {
+            min_insync_replicas: config.min_insync_replicas,
+            stuck_lso: vec![None; n],
+            lso_stuck_bound: lso_stuck_bound(config),
+            txn_state_partitions: (0..n)
+                .filter(|&p| config.is_transaction_state(PartitionId(p as u32)))
+                .collect(),
             keys,
-            min_insync_replicas,
             leaders: vec![BTreeMap::new(); n],
             seen_epochs: BTreeMap::new(),
             committed: (0..n).map(|_| Committed::default()).collect(),
@@ -117,15 +160,18 @@ impl Monitors {
         }
     }
 
-    /// Checks after an event handled by broker `b`.
+    /// Checks after an event handled by broker `b` at `now`.
     pub fn after_broker_event(
         &mut self,
         event: u64,
+        now: SimTime,
         b: &Broker,
         brokers: &[Broker],
         controller: &Controller,
     ) {
         for (p, r) in b.replicas.iter().enumerate() {
+            // Time passes without the replica changing: checked on every event.
+            self.check_lso(event, now, p, b, controller);
             // Only a replica whose state moved can break an invariant here; checks that
             // involve other replicas also run on their own events.
             let print = fingerprint(r);
@@ -202,6 +248,73 @@ impl Monitors {
         let c = &mut self.committed[p];
         c.len = hw;
         c.hash = r.log.prefix_hash(hw);
+    }
+
+    /// `lso-stuck`: on the partition's current leader, the LSO must not stay at one
+    /// offset below the HW longer than [`lso_stuck_bound`]: a transaction nobody ends
+    /// (KIP-890's hanging transaction). The clock runs only while transactions can end
+    /// (see [`Monitors::txn_generation`]) and restarts when that generation moves.
+    fn check_lso(
+        &mut self,
+        event: u64,
+        now: SimTime,
+        p: usize,
+        b: &Broker,
+        controller: &Controller,
+    ) {
+        let s = &controller.partitions[p];
+        if s.leader != Some(b.id) || b.replicas[p].leader_epoch() != Some(s.leader_epoch) {
+            return;
+        }
+        let below = b
+            .exposed_high_watermark(PartitionId(p as u32))
+            .map(|hw| (b.replicas[p].log.last_stable_offset(hw), hw))
+            .filter(|(lso, hw)| lso < hw);
+        let generation = below.and_then(|_| self.txn_generation(p, controller));
+        let (Some((lso, hw)), Some(generation)) = (below, generation) else {
+            self.stuck_lso[p] = None;
+            return;
+        };
+        let mut w = match self.stuck_lso[p] {
+            Some(w) if w.lso == lso && w.generation == generation => w,
+            _ => StuckLso {
+                lso,
+                generation,
+                since: now,
+                reported: false,
+            },
+        };
+        let stuck = now.since(w.since);
+        if !w.reported && stuck > self.lso_stuck_bound {
+            w.reported = true;
+            let detail = format!(
+                "{}: the last stable offset stayed at {lso} below the HW {hw} on leader {} for {} ms (bound: transaction.timeout.ms and the coordinator's abort, {} ms): a transaction no coordinator ends",
+                self.keys[p],
+                b.id,
+                stuck.as_ms(),
+                self.lso_stuck_bound.as_ms()
+            );
+            self.report("lso-stuck", p, event, detail);
+        }
+        self.stuck_lso[p] = Some(w);
+    }
+
+    /// What ending a transaction on `p` depends on: `p` and every
+    /// `__transaction_state` partition must take acks=all writes (a leader, an ISR of
+    /// at least `min.insync.replicas`), else `None`: no transaction can end now, and
+    /// its LSO may legitimately wait. Otherwise the sum of their partition epochs,
+    /// which moves with every leader or ISR change among them (a failover delays the
+    /// abort; the clock restarts instead of raising a false alarm).
+    fn txn_generation(&self, p: usize, controller: &Controller) -> Option<u64> {
+        let mut generation = 0;
+        for &q in self.txn_state_partitions.iter().chain([&p]) {
+            let s = &controller.partitions[q];
+            if s.leader.is_none() || (s.isr.len() as u32) < self.min_insync_replicas {
+                return None;
+            }
+            generation += u64::from(s.partition_epoch.0);
+        }
+        Some(generation)
     }
 
     /// Two replicas that both consider offset `o` below their HW must hold the same
@@ -306,5 +419,144 @@ impl Monitors {
             out.extend(listed);
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use model::message::{Control, Message, PartitionState, ProducerStamp, Record};
+    use model::outbox::Outbox;
+    use model::types::{BrokerEpoch, NodeId, PartitionEpoch, ProducerEpoch, ProducerId};
+
+    const P: usize = 0;
+
+    fn config() -> Config {
+        Config {
+            partitions: 1,
+            transaction_state_partitions: 1,
+            min_insync_replicas: 1,
+            ..Config::default()
+        }
+    }
+
+    fn txn_record(control: Option<Control>) -> Record {
+        Record {
+            value: 0,
+            epoch: Epoch(1),
+            producer: Some((
+                ProducerStamp {
+                    producer_id: ProducerId(7),
+                    producer_epoch: ProducerEpoch(0),
+                    base_sequence: 0,
+                    transactional: true,
+                },
+                0,
+            )),
+            control,
+            txn_state: None,
+        }
+    }
+
+    /// Broker 0 leads every partition alone (as the controller says too); partition 0
+    /// holds an open transaction's record and a plain record, both committed: LSO 0,
+    /// HW 2.
+    fn leader_with_open_txn(config: &Config) -> (Broker, Controller, Monitors) {
+        let states: Vec<PartitionState> = config
+            .partition_ids()
+            .map(|p| PartitionState {
+                partition: p,
+                replicas: vec![BrokerId(0), BrokerId(1), BrokerId(2)],
+                leader: Some(BrokerId(0)),
+                leader_epoch: Epoch(1),
+                isr: vec![BrokerId(0)],
+                partition_epoch: PartitionEpoch(1),
+            })
+            .collect();
+        let mut b = Broker::new(BrokerId(0), config);
+        let mut out = Outbox::default();
+        b.start(SimTime::ZERO, BrokerEpoch(1), &mut out);
+        b.handle_message(
+            SimTime::ZERO,
+            NodeId::Controller,
+            Message::BrokerHeartbeatResponse {
+                broker_epoch: BrokerEpoch(1),
+                controller_epoch: 1,
+                fenced: false,
+                shutdown_ready: false,
+                partitions: states.clone(),
+            },
+            &mut out,
+        );
+        let r = &mut b.replicas[P];
+        r.log.append(txn_record(None));
+        r.log.append(Record {
+            producer: None,
+            ..txn_record(None)
+        });
+        r.high_watermark = Offset(2);
+        let mut controller = Controller::new(config);
+        controller.partitions = states;
+        let keys = config.partition_table().iter().map(|s| s.key()).collect();
+        (b, controller, Monitors::new(keys, config))
+    }
+
+    fn check(m: &mut Monitors, event: u64, at: SimTime, b: &Broker, controller: &Controller) {
+        m.after_broker_event(event, at, b, std::slice::from_ref(b), controller);
+    }
+
+    fn lso_stuck_count(m: Monitors) -> usize {
+        m.into_anomalies()
+            .iter()
+            .filter(|a| a.kind == "lso-stuck")
+            .count()
+    }
+
+    #[test]
+    fn an_lso_stuck_past_the_bound_is_flagged_once() {
+        let c = config();
+        let (b, controller, mut m) = leader_with_open_txn(&c);
+        let bound = lso_stuck_bound(&c).as_ms();
+        assert!(bound > c.transaction_timeout_ms);
+        for (event, at) in [(1, 0), (2, bound), (3, bound + 1), (4, bound + 2)] {
+            check(&mut m, event, SimTime::from_ms(at), &b, &controller);
+        }
+        assert_eq!(lso_stuck_count(m), 1);
+    }
+
+    #[test]
+    fn a_transaction_aborted_in_time_or_a_failover_restarts_the_clock() {
+        let c = config();
+        let bound = lso_stuck_bound(&c).as_ms();
+        // The coordinator aborts the transaction one tick after its time-out.
+        let (mut b, controller, mut m) = leader_with_open_txn(&c);
+        check(&mut m, 1, SimTime::ZERO, &b, &controller);
+        let r = &mut b.replicas[P];
+        r.log.append(txn_record(Some(Control::Abort)));
+        r.high_watermark = Offset(3);
+        let aborted = c.transaction_timeout_ms + TXN_TICK_MS;
+        check(&mut m, 2, SimTime::from_ms(aborted), &b, &controller);
+        check(&mut m, 3, SimTime::from_ms(2 * bound), &b, &controller);
+        assert_eq!(lso_stuck_count(m), 0);
+
+        // An ISR change (or a failover) half-way restarts the clock.
+        let (b, mut controller, mut m) = leader_with_open_txn(&c);
+        check(&mut m, 1, SimTime::ZERO, &b, &controller);
+        controller.partitions[P].partition_epoch = PartitionEpoch(2);
+        let half = bound / 2;
+        check(&mut m, 2, SimTime::from_ms(half), &b, &controller);
+        check(&mut m, 3, SimTime::from_ms(bound + 1), &b, &controller);
+        // So does a span in which no transaction could end (ISR below min ISR).
+        controller.partitions[P].isr.clear();
+        check(&mut m, 4, SimTime::from_ms(half + bound), &b, &controller);
+        controller.partitions[P].isr.push(BrokerId(0));
+        check(
+            &mut m,
+            5,
+            SimTime::from_ms(half + bound + 1),
+            &b,
+            &controller,
+        );
+        assert_eq!(lso_stuck_count(m), 0);
     }
 }

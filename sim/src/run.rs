@@ -300,7 +300,7 @@ pub fn run(opts: &RunOptions) -> Result<RunResult, SetupError> {
     }
     let monitor_anomalies = std::mem::replace(
         &mut world.monitors,
-        crate::monitors::Monitors::new(Vec::new(), 0, 0),
+        crate::monitors::Monitors::new(Vec::new(), &world.config),
     )
     .into_anomalies();
     for mut a in monitor_anomalies {

@@ -243,11 +243,7 @@ impl World {
             controller_life: NodeLife::default(),
             brokers,
             recorder: Recorder::new(keys.clone()),
-            monitors: Monitors::new(
-                keys.clone(),
-                config.brokers as usize,
-                config.min_insync_replicas,
-            ),
+            monitors: Monitors::new(keys.clone(), &config),
             config,
             now: SimTime::ZERO,
             queue: EventQueue::new(),
@@ -746,8 +742,13 @@ impl World {
 
     fn after_broker(&mut self, b: BrokerId) {
         let broker = &self.brokers[b.0 as usize];
-        self.monitors
-            .after_broker_event(self.events, broker, &self.brokers, &self.controller);
+        self.monitors.after_broker_event(
+            self.events,
+            self.now,
+            broker,
+            &self.brokers,
+            &self.controller,
+        );
         if broker.ready_to_stop(self.now) {
             self.crash_broker(b, true);
             self.stats

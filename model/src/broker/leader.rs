@@ -1,8 +1,10 @@
-//! The leader side of a partition: produce (acks, `min.insync.replicas`, idempotence),
-//! serving fetches, the high watermark (min LEO over the maximal ISR, KIP-497), and ISR
-//! changes proposed to the controller through AlterPartition.
+//! The leader side of a partition: produce (acks, `min.insync.replicas`, idempotence;
+//! transactional batches verified first, see `verification.rs`), serving fetches, the
+//! high watermark (min LEO over the maximal ISR, KIP-497), and ISR changes proposed to
+//! the controller through AlterPartition.
 
 use super::replica::{FollowerProgress, LeaderState, PendingIsr, Role};
+use super::verification::HeldProduce;
 use super::Broker;
 use crate::bug::Bug;
 use crate::message::{
@@ -165,6 +167,7 @@ impl Broker {
     /// Fail everything waiting on our leadership of `p` (we lost it).
     pub(super) fn fail_leader_requests(&mut self, p: PartitionId, out: &mut Outbox) {
         self.unload_coordinator(p);
+        self.void_verifications(p, None, ErrorCode::NotLeaderOrFollower);
         let ids: Vec<u64> = self.delayed_produces.keys().copied().collect();
         for id in ids {
             let done = {
@@ -347,7 +350,9 @@ impl Broker {
         let end = match req.replica {
             Some(_) => r.log.log_end_offset(),
             None if self.bug(Bug::ReadBeyondHw) => r.log.log_end_offset(),
-            None if req.read_committed => lso.unwrap_or(Offset::ZERO),
+            None if req.read_committed && !self.bug(Bug::ReadUncommittedLeak) => {
+                lso.unwrap_or(Offset::ZERO)
+            }
             None => visible_hw.unwrap_or(Offset::ZERO),
         };
         let available = end.0.saturating_sub(req.fetch_offset.0);
@@ -594,30 +599,25 @@ impl Broker {
         self.maybe_advance_high_watermark(now, p, out);
     }
 
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn on_produce(
-        &mut self,
-        now: SimTime,
-        client: NodeId,
-        correlation: u64,
-        acks_all: bool,
-        acks_none: bool,
-        batches: Vec<ProduceBatch>,
-        out: &mut Outbox,
-    ) {
-        let mut parts = Vec::with_capacity(batches.len());
-        for batch in batches {
+    /// Append a produce's batches (those not refused by their verification) and wait
+    /// for them as its acks ask.
+    pub(super) fn append_produce(&mut self, now: SimTime, h: HeldProduce, out: &mut Outbox) {
+        let mut parts = Vec::with_capacity(h.batches.len());
+        for (batch, refused) in h.batches.iter().zip(h.refused) {
             let p = batch.partition;
-            let outcome = self.append_batch(acks_all, &batch, out);
+            let outcome = match refused {
+                Some(e) => Err(e),
+                None => self.append_batch(h.acks_all, batch, out),
+            };
             if outcome == Err(ErrorCode::NotEnoughReplicas) {
                 out.note(Note::ProduceRefused { partition: p });
             }
-            parts.push(self.after_append(now, p, outcome, acks_all, out));
+            parts.push(self.after_append(now, p, outcome, h.acks_all, out));
         }
-        if acks_none {
+        if h.acks_none {
             return;
         }
-        self.await_replication(now, client, correlation, Reply::Produce, parts, out);
+        self.await_replication(now, h.client, h.correlation, Reply::Produce, parts, out);
     }
 
     /// What every append path does after appending (or failing to) on `p`: flush by
@@ -682,7 +682,15 @@ impl Broker {
             },
         );
         self.complete_delayed_produce(id, out);
-        if self.delayed_produces.contains_key(&id) && !self.produce_timer_armed {
+        if self.delayed_produces.contains_key(&id) {
+            self.arm_produce_timeouts(out);
+        }
+    }
+
+    /// One timer for every request the leader holds (replication waits and
+    /// verifications), armed for the earliest deadline.
+    pub(super) fn arm_produce_timeouts(&mut self, out: &mut Outbox) {
+        if !self.produce_timer_armed {
             self.produce_timer_armed = true;
             out.timer_ms(self.config.request_timeout_ms, Timer::ProduceTimeouts);
         }
@@ -709,6 +717,10 @@ impl Broker {
             let appended = self
                 .append_marker(p, producer_id, producer_epoch, control)
                 .map(|offset| (offset, Offset(offset.0 + 1)));
+            if appended.is_ok() {
+                // A verification answered before this end must not open a transaction.
+                self.void_verifications(p, Some(producer_id), ErrorCode::InvalidTxnState);
+            }
             parts.push(self.after_append(now, p, appended, true, out));
         }
         self.await_replication(
@@ -979,10 +991,12 @@ impl Broker {
         out.send(d.client, response);
     }
 
-    /// Expire every delayed produce past its deadline (REQUEST_TIMED_OUT), then re-arm
-    /// for the earliest one left.
+    /// Expire every delayed produce past its deadline (REQUEST_TIMED_OUT) and every
+    /// unanswered verification (NETWORK_EXCEPTION), then re-arm for the earliest left.
     pub(super) fn on_produce_timeouts(&mut self, now: SimTime, out: &mut Outbox) {
-        self.produce_timer_armed = false;
+        // The timer stays marked armed while a failed verification releases its produce
+        // (whose replication wait must not arm a second timer): re-armed below.
+        self.fail_verifications(now, |_, h| h.deadline <= now, out);
         let expired: Vec<u64> = self
             .delayed_produces
             .iter()
@@ -997,7 +1011,10 @@ impl Broker {
                 self.finish_produce(id, out);
             }
         }
-        if let Some(first) = self.delayed_produces.values().map(|d| d.deadline).min() {
+        let deadlines = self.delayed_produces.values().map(|d| d.deadline);
+        let held = self.verifications.held.values().map(|h| h.deadline);
+        self.produce_timer_armed = false;
+        if let Some(first) = deadlines.chain(held).min() {
             self.produce_timer_armed = true;
             out.timer(first.since(now), Timer::ProduceTimeouts);
         }

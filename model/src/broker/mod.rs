@@ -14,6 +14,7 @@ pub mod replica;
 #[cfg(test)]
 mod tests;
 mod txn_coordinator;
+mod verification;
 
 use crate::bug::Bug;
 use crate::config::Config;
@@ -25,7 +26,7 @@ use std::collections::BTreeMap;
 
 pub use group_coordinator::GroupCoordinator;
 pub use leader::{DelayedProduce, ParkedFetch};
-pub use txn_coordinator::{producer_id_of, TxnCoordinator};
+pub use txn_coordinator::{producer_id_of, TxnCoordinator, TXN_TICK_MS};
 
 /// How long a controlled shutdown waits for the controller before stopping anyway
 /// (Kafka: `controlled.shutdown.max.retries` x `controlled.shutdown.retry.backoff.ms`
@@ -62,6 +63,8 @@ pub struct Broker {
     group: GroupCoordinator,
     /// Coordinator-log appends that completed, to be handled at the end of the event.
     coordinator_writes_done: Vec<(u64, Result<Offset, ErrorCode>)>,
+    /// Transactional produces held for their coordinator's verification (KIP-890).
+    verifications: verification::Verifications,
 }
 
 impl Broker {
@@ -86,6 +89,7 @@ impl Broker {
             txn: TxnCoordinator::default(),
             group: GroupCoordinator::default(),
             coordinator_writes_done: Vec::new(),
+            verifications: Default::default(),
         }
     }
 
@@ -154,6 +158,7 @@ impl Broker {
         self.txn = TxnCoordinator::default();
         self.group = GroupCoordinator::default();
         self.coordinator_writes_done.clear();
+        self.verifications = Default::default();
         for r in &mut self.replicas {
             r.log.crash();
             r.state = None;
@@ -228,7 +233,10 @@ impl Broker {
             } if self.accept_controller(controller_epoch) => {
                 self.apply_metadata(now, &states, out);
             }
-            Message::ConnectionClosed { broker } => self.on_leader_disconnected(broker, out),
+            Message::ConnectionClosed { broker } => {
+                self.on_leader_disconnected(broker, out);
+                self.on_coordinator_disconnected(now, broker, out);
+            }
             Message::AlterPartitionResponse {
                 partition,
                 proposed,
@@ -314,11 +322,24 @@ impl Broker {
             }
             Message::Produce {
                 correlation,
-                transactional_id: _,
+                transactional_id,
                 acks_all,
                 acks_none,
                 batches,
-            } => self.on_produce(now, from, correlation, acks_all, acks_none, batches, out),
+            } => self.on_produce(
+                now,
+                from,
+                correlation,
+                transactional_id,
+                acks_all,
+                acks_none,
+                batches,
+                out,
+            ),
+            Message::TxnResponse {
+                correlation,
+                result,
+            } => self.on_verification_response(now, correlation, result, out),
             Message::WriteTxnMarkersResponse {
                 correlation,
                 results,
@@ -342,7 +363,7 @@ impl Broker {
                 producer_id,
                 producer_epoch,
                 partitions,
-                verify_only: _,
+                verify_only,
             } => self.on_add_partitions_to_txn(
                 now,
                 from,
@@ -351,6 +372,7 @@ impl Broker {
                 producer_id,
                 producer_epoch,
                 partitions,
+                verify_only,
                 out,
             ),
             Message::EndTxn {

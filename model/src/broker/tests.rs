@@ -3,11 +3,16 @@
 
 use super::replica::{FollowerPhase, Role};
 use super::Broker;
+use crate::bug::Bug;
 use crate::config::Config;
-use crate::message::{FetchData, Message, PartitionState, ProduceBatch, Record};
+use crate::message::{
+    Control, ErrorCode, FetchData, Message, PartitionState, ProduceBatch, ProducerStamp, Record,
+    TxnStatus,
+};
 use crate::outbox::Outbox;
 use crate::types::{
-    BrokerEpoch, BrokerId, Epoch, NodeId, Offset, PartitionEpoch, PartitionId, SimTime,
+    BrokerEpoch, BrokerId, Epoch, NodeId, Offset, PartitionEpoch, PartitionId, PartitionSet,
+    ProducerEpoch, ProducerId, SimTime, TxnId,
 };
 
 const P: PartitionId = PartitionId(0);
@@ -450,7 +455,13 @@ fn lead_both(b: &mut Broker, out: &mut Outbox) {
 }
 
 fn transaction_broker() -> Broker {
-    let mut b = started(Broker::new(BrokerId(0), &transaction_config()));
+    transaction_broker_with(&[])
+}
+
+fn transaction_broker_with(bugs: &[Bug]) -> Broker {
+    let mut c = transaction_config();
+    c.bugs.extend(bugs.iter().copied());
+    let mut b = started(Broker::new(BrokerId(0), &c));
     lead_both(&mut b, &mut Outbox::default());
     b
 }
@@ -477,112 +488,197 @@ pub(super) fn txn_request(b: &mut Broker, msg: Message) -> Vec<Message> {
     to_client
 }
 
+/// The broker of the transaction tests, to itself.
+const ME: NodeId = NodeId::Broker(BrokerId(0));
+
+/// The requests of the transactional producer with id 4, as a client sends them.
+#[derive(Clone, Copy)]
+struct TxnClient {
+    id: TxnId,
+    pid: ProducerId,
+}
+
+const TXN: TxnClient = TxnClient {
+    id: TxnId(4),
+    pid: ProducerId((1 << 48) | 4),
+};
+
+impl TxnClient {
+    fn init(self) -> Message {
+        Message::InitProducerId {
+            correlation: 1,
+            transactional_id: self.id,
+            transaction_timeout_ms: 60_000,
+        }
+    }
+
+    fn add(self, epoch: u16, verify_only: bool) -> Message {
+        Message::AddPartitionsToTxn {
+            correlation: 2,
+            transactional_id: self.id,
+            producer_id: self.pid,
+            producer_epoch: ProducerEpoch(epoch),
+            partitions: [P].into_iter().collect::<PartitionSet>(),
+            verify_only,
+        }
+    }
+
+    /// A one-record batch (value `100 + seq`) to `P`; with `verified` the request
+    /// carries the transactional id, so the leader may verify it (KIP-890 part 1).
+    fn produce(self, epoch: u16, seq: u32, verified: bool) -> Message {
+        Message::Produce {
+            transactional_id: verified.then_some(self.id),
+            correlation: 3,
+            acks_all: true,
+            acks_none: false,
+            batches: vec![ProduceBatch {
+                partition: P,
+                producer: Some(ProducerStamp {
+                    producer_id: self.pid,
+                    producer_epoch: ProducerEpoch(epoch),
+                    base_sequence: seq,
+                    transactional: true,
+                }),
+                values: vec![100 + u64::from(seq)],
+            }],
+        }
+    }
+
+    fn end(self, epoch: u16, commit: bool) -> Message {
+        Message::EndTxn {
+            correlation: 4,
+            transactional_id: self.id,
+            producer_id: self.pid,
+            producer_epoch: ProducerEpoch(epoch),
+            commit,
+        }
+    }
+}
+
+/// The one response `b` sends the client for `msg` (see [`txn_request`]).
+fn answer(b: &mut Broker, msg: Message) -> Message {
+    let mut answers = txn_request(b, msg);
+    assert_eq!(answers.len(), 1, "one answer: {answers:?}");
+    answers.remove(0)
+}
+
+fn init_epoch(b: &mut Broker) -> u16 {
+    match answer(b, TXN.init()) {
+        Message::InitProducerIdResponse {
+            result: Ok((pid, epoch)),
+            ..
+        } if pid == TXN.pid => epoch.0,
+        m => panic!("InitProducerId: {m:?}"),
+    }
+}
+
+fn end_result(b: &mut Broker, epoch: u16, commit: bool) -> Result<ProducerEpoch, ErrorCode> {
+    match answer(b, TXN.end(epoch, commit)) {
+        Message::EndTxnResponse { result, .. } => result,
+        m => panic!("EndTxn: {m:?}"),
+    }
+}
+
+fn add_result(b: &mut Broker, epoch: u16, verify_only: bool) -> Result<(), ErrorCode> {
+    match answer(b, TXN.add(epoch, verify_only)) {
+        Message::TxnResponse { result, .. } => result,
+        m => panic!("AddPartitionsToTxn: {m:?}"),
+    }
+}
+
+fn produce_result(
+    b: &mut Broker,
+    epoch: u16,
+    seq: u32,
+    verified: bool,
+) -> Result<Offset, ErrorCode> {
+    match answer(b, TXN.produce(epoch, seq, verified)) {
+        Message::ProduceResponse { results, .. } => results[0].result,
+        m => panic!("Produce: {m:?}"),
+    }
+}
+
+/// The LSO of `P` against its HW.
+fn lso(b: &Broker) -> (Offset, Offset) {
+    let r = &b.replicas[0];
+    (r.log.last_stable_offset(r.high_watermark), r.high_watermark)
+}
+
+/// A broker (with `bugs`) where producer 4 has a transaction open at `P`, of one
+/// record at offset 0; returns it and the producer's epoch.
+fn open_transaction(bugs: &[Bug]) -> (Broker, u16) {
+    let mut b = transaction_broker_with(bugs);
+    let e = init_epoch(&mut b);
+    assert_eq!(add_result(&mut b, e, false), Ok(()));
+    assert_eq!(produce_result(&mut b, e, 0, true), Ok(Offset(0)));
+    (b, e)
+}
+
 #[test]
 fn a_transaction_commits_through_the_log_and_a_new_instance_fences_the_old() {
-    use crate::message::{Control, ErrorCode, ProducerStamp, TxnStatus};
-    use crate::types::{PartitionSet, ProducerEpoch, TxnId};
     let mut b = transaction_broker();
-    let id = TxnId(4);
-    let init = |c| Message::InitProducerId {
-        correlation: c,
-        transactional_id: id,
-        transaction_timeout_ms: 60_000,
-    };
-    let Message::InitProducerIdResponse {
-        result: Ok((pid, epoch)),
-        ..
-    } = txn_request(&mut b, init(1)).remove(0)
-    else {
-        panic!("InitProducerId answered")
-    };
-    assert_eq!(epoch, ProducerEpoch(0));
-    let add = |epoch| Message::AddPartitionsToTxn {
-        correlation: 2,
-        transactional_id: id,
-        producer_id: pid,
-        producer_epoch: epoch,
-        partitions: [P].into_iter().collect::<PartitionSet>(),
-        verify_only: false,
-    };
-    assert!(matches!(
-        txn_request(&mut b, add(epoch))[..],
-        [Message::TxnResponse { result: Ok(()), .. }]
-    ));
-    let produce = |epoch, seq| Message::Produce {
-        transactional_id: None,
-        correlation: 3,
-        acks_all: true,
-        acks_none: false,
-        batches: vec![ProduceBatch {
-            partition: P,
-            producer: Some(ProducerStamp {
-                producer_id: pid,
-                producer_epoch: epoch,
-                base_sequence: seq,
-                transactional: true,
-            }),
-            values: vec![100 + u64::from(seq)],
-        }],
-    };
-    txn_request(&mut b, produce(epoch, 0));
-    assert_eq!(b.replicas[0].log.last_stable_offset(Offset(1)), Offset(0));
-    let end = |epoch, commit| Message::EndTxn {
-        correlation: 4,
-        transactional_id: id,
-        producer_id: pid,
-        producer_epoch: epoch,
-        commit,
-    };
-    assert!(matches!(
-        txn_request(&mut b, end(epoch, true))[..],
-        [Message::EndTxnResponse { result: Ok(_), .. }]
-    ));
+    let epoch = init_epoch(&mut b);
+    assert_eq!(epoch, 0);
+    assert_eq!(add_result(&mut b, 0, false), Ok(()));
+    assert_eq!(produce_result(&mut b, 0, 0, true), Ok(Offset(0)));
+    assert_eq!(lso(&b), (Offset(0), Offset(1)));
+    // KIP-890 part 2: the transaction ends under epoch 1, which its marker carries.
+    assert_eq!(end_result(&mut b, 0, true), Ok(ProducerEpoch(1)));
     let log = &b.replicas[0].log;
     assert_eq!(log.log_end_offset(), Offset(2), "record and commit marker");
+    let marker = log.record(Offset(1)).unwrap();
+    assert_eq!(marker.control, Some(Control::Commit));
+    assert_eq!(marker.producer.unwrap().0.producer_epoch, ProducerEpoch(1));
+    assert_eq!(lso(&b), (Offset(2), Offset(2)));
     assert_eq!(
-        log.record(Offset(1)).unwrap().control,
-        Some(Control::Commit)
+        b.txn_state(TXN.id).unwrap().status,
+        TxnStatus::CompleteCommit
     );
-    assert_eq!(log.last_stable_offset(Offset(2)), Offset(2));
-    assert_eq!(b.txn_state(id).unwrap().status, TxnStatus::CompleteCommit);
+    // A retry of that EndTxn gets the new epoch; one with the other decision does not.
+    assert_eq!(end_result(&mut b, 0, true), Ok(ProducerEpoch(1)));
+    assert_eq!(
+        end_result(&mut b, 0, false),
+        Err(ErrorCode::InvalidTxnState)
+    );
+    // A delayed write of epoch 0 is refused by the partition, whose producer state the
+    // marker moved to epoch 1 (unverified), or through its verification.
+    assert_eq!(
+        produce_result(&mut b, 0, 1, false),
+        Err(ErrorCode::InvalidProducerEpoch)
+    );
+    assert_eq!(
+        produce_result(&mut b, 0, 1, true),
+        Err(ErrorCode::InvalidProducerEpoch)
+    );
+    assert_eq!(add_result(&mut b, 0, false), Err(ErrorCode::ProducerFenced));
 
-    // A second transaction is left open; a new instance (InitProducerId) aborts it
-    // under a bumped epoch, and is told to retry until the abort completed.
-    txn_request(&mut b, add(epoch));
-    txn_request(&mut b, produce(epoch, 1));
+    // The next transaction runs at epoch 1 from sequence 0 and is left open; a new
+    // instance (InitProducerId) aborts it under a bumped epoch, and is told to retry
+    // until the abort completed.
+    assert_eq!(add_result(&mut b, 1, false), Ok(()));
+    assert_eq!(produce_result(&mut b, 1, 0, true), Ok(Offset(2)));
     assert!(matches!(
-        txn_request(&mut b, init(5))[..],
-        [Message::InitProducerIdResponse {
+        answer(&mut b, TXN.init()),
+        Message::InitProducerIdResponse {
             result: Err(ErrorCode::ConcurrentTransactions),
             ..
-        }]
+        }
     ));
-    assert_eq!(b.txn_state(id).unwrap().status, TxnStatus::CompleteAbort);
-    let Message::InitProducerIdResponse {
-        result: Ok((_, new_epoch)),
-        ..
-    } = txn_request(&mut b, init(6)).remove(0)
-    else {
-        panic!("InitProducerId answered")
-    };
     assert_eq!(
-        new_epoch,
-        ProducerEpoch(2),
+        b.txn_state(TXN.id).unwrap().status,
+        TxnStatus::CompleteAbort
+    );
+    assert_eq!(
+        init_epoch(&mut b),
+        3,
         "+1 for the abort, +1 for the instance"
     );
     // The zombie is fenced at the coordinator and at the partition.
-    assert!(matches!(
-        txn_request(&mut b, end(epoch, true))[..],
-        [Message::EndTxnResponse {
-            result: Err(ErrorCode::ProducerFenced),
-            ..
-        }]
-    ));
-    assert!(matches!(
-        &txn_request(&mut b, produce(epoch, 2))[..],
-        [Message::ProduceResponse { results, .. }]
-            if results[0].result == Err(ErrorCode::InvalidProducerEpoch)
-    ));
+    assert_eq!(end_result(&mut b, 1, true), Err(ErrorCode::ProducerFenced));
+    assert_eq!(
+        produce_result(&mut b, 1, 1, true),
+        Err(ErrorCode::InvalidProducerEpoch)
+    );
     let log = &b.replicas[0].log;
     assert_eq!(log.record(Offset(3)).unwrap().control, Some(Control::Abort));
     assert_eq!(
@@ -591,6 +687,313 @@ fn a_transaction_commits_through_the_log_and_a_new_instance_fences_the_old() {
             .len(),
         1
     );
+}
+
+#[test]
+fn a_retried_end_txn_gets_the_new_epoch_while_the_markers_are_written() {
+    let (mut b, e) = open_transaction(&[]);
+    let client = NodeId::Client(crate::types::ClientId(9));
+    let mut out = Outbox::default();
+    b.handle_message(SimTime::from_ms(1), client, TXN.end(e, false), &mut out);
+    assert!(out.messages.iter().any(|(_, m)| matches!(
+        m,
+        Message::EndTxnResponse {
+            result: Ok(ProducerEpoch(1)),
+            ..
+        }
+    )));
+    // The markers are not delivered yet: the decision is prepared, durable.
+    assert_eq!(b.txn_state(TXN.id).unwrap().status, TxnStatus::PrepareAbort);
+    assert_eq!(end_result(&mut b, e, false), Ok(ProducerEpoch(e + 1)));
+    assert_eq!(end_result(&mut b, e, true), Err(ErrorCode::InvalidTxnState));
+    assert_eq!(
+        end_result(&mut b, e + 1, true),
+        Err(ErrorCode::ConcurrentTransactions)
+    );
+}
+
+#[test]
+fn the_first_batch_of_a_transaction_at_a_partition_is_verified_with_the_coordinator() {
+    let mut b = transaction_broker();
+    let e = init_epoch(&mut b);
+    // KIP-890 part 1: the partition is not in the transaction: refused, not appended.
+    assert_eq!(
+        produce_result(&mut b, e, 0, true),
+        Err(ErrorCode::InvalidTxnState)
+    );
+    assert_eq!(b.replicas[0].log.log_end_offset(), Offset(0));
+    assert_eq!(add_result(&mut b, e, false), Ok(()));
+    let verifies = |out: &Outbox| {
+        out.messages.iter().any(|(_, m)| {
+            matches!(
+                m,
+                Message::AddPartitionsToTxn {
+                    verify_only: true,
+                    ..
+                }
+            )
+        })
+    };
+    let client = NodeId::Client(crate::types::ClientId(9));
+    let mut out = Outbox::default();
+    b.handle_message(
+        SimTime::from_ms(1),
+        client,
+        TXN.produce(e, 0, true),
+        &mut out,
+    );
+    assert!(verifies(&out), "the first batch is verified");
+    assert_eq!(b.replicas[0].log.log_end_offset(), Offset(0), "held");
+    let mut yes = deliver(&mut b, ME, &mut out);
+    let mut answer = deliver(&mut b, ME, &mut yes);
+    assert_eq!(
+        b.replicas[0].log.log_end_offset(),
+        Offset(1),
+        "appended once verified"
+    );
+    assert!(answer.messages.is_empty() || !verifies(&answer));
+    // The transaction is open here at this epoch: the next batch needs no verification.
+    answer.messages.clear();
+    b.handle_message(
+        SimTime::from_ms(1),
+        client,
+        TXN.produce(e, 1, true),
+        &mut answer,
+    );
+    assert!(!verifies(&answer));
+    assert_eq!(b.replicas[0].log.log_end_offset(), Offset(2));
+}
+
+#[test]
+fn verify_only_adds_nothing_and_answers_whether_the_partition_is_in_the_transaction() {
+    let mut b = transaction_broker();
+    let e = init_epoch(&mut b);
+    let log_end = |b: &Broker| b.replicas[1].log.log_end_offset();
+    let before = log_end(&b);
+    assert_eq!(add_result(&mut b, e, true), Err(ErrorCode::InvalidTxnState));
+    assert_eq!(b.txn_state(TXN.id).unwrap().status, TxnStatus::Empty);
+    assert_eq!(log_end(&b), before, "nothing written");
+    assert_eq!(add_result(&mut b, e, false), Ok(()));
+    let written = log_end(&b);
+    assert_eq!(add_result(&mut b, e, true), Ok(()));
+    assert_eq!(
+        add_result(&mut b, e + 1, true),
+        Err(ErrorCode::InvalidTxnState)
+    );
+    assert_eq!(log_end(&b), written);
+    assert_eq!(end_result(&mut b, e, false), Ok(ProducerEpoch(e + 1)));
+    assert_eq!(add_result(&mut b, e, true), Err(ErrorCode::ProducerFenced));
+    assert_eq!(
+        add_result(&mut b, e + 1, true),
+        Err(ErrorCode::InvalidTxnState)
+    );
+}
+
+#[test]
+fn a_verification_fails_retriably_when_the_coordinator_does_not_answer() {
+    // The coordinator is broker 1: its answer never comes.
+    let mut b = transaction_broker();
+    let mut out = Outbox::default();
+    publish(
+        &mut b,
+        PartitionState {
+            partition: PartitionId(1),
+            ..state(1, 2, &[1], 2)
+        },
+        &mut out,
+    );
+    let client = NodeId::Client(crate::types::ClientId(9));
+    for disconnect in [false, true] {
+        let mut out = Outbox::default();
+        b.handle_message(SimTime::ZERO, client, TXN.produce(0, 0, true), &mut out);
+        assert!(out
+            .messages
+            .iter()
+            .any(|(to, m)| *to == NodeId::Broker(BrokerId(1))
+                && matches!(
+                    m,
+                    Message::AddPartitionsToTxn {
+                        verify_only: true,
+                        ..
+                    }
+                )));
+        out.messages.clear();
+        if disconnect {
+            b.handle_message(
+                SimTime::from_ms(5),
+                NodeId::Broker(BrokerId(1)),
+                Message::ConnectionClosed {
+                    broker: BrokerId(1),
+                },
+                &mut out,
+            );
+        } else {
+            let timeout = SimTime::from_ms(b.config.request_timeout_ms);
+            b.handle_timeout(timeout, crate::outbox::Timer::ProduceTimeouts, &mut out);
+        }
+        assert!(
+            out.messages.iter().any(|(to, m)| *to == client
+                && matches!(m, Message::ProduceResponse { results, .. }
+                    if results[0].result == Err(ErrorCode::NetworkException))),
+            "disconnect {disconnect}: {:?}",
+            out.messages
+        );
+        assert_eq!(b.replicas[0].log.log_end_offset(), Offset(0));
+    }
+}
+
+#[test]
+fn a_marker_written_while_a_verification_is_in_flight_voids_it() {
+    // Kafka's VerificationGuard: the coordinator's yes may predate the end of the
+    // transaction whose marker overtook it (a reordering network).
+    let mut b = transaction_broker();
+    let e = init_epoch(&mut b);
+    assert_eq!(add_result(&mut b, e, false), Ok(()));
+    let client = NodeId::Client(crate::types::ClientId(9));
+    let mut out = Outbox::default();
+    b.handle_message(
+        SimTime::from_ms(1),
+        client,
+        TXN.produce(e, 0, true),
+        &mut out,
+    );
+    let mut yes = deliver(&mut b, ME, &mut out);
+    assert!(matches!(
+        yes.messages[..],
+        [(_, Message::TxnResponse { result: Ok(()), .. })]
+    ));
+    let mut reply = Outbox::default();
+    b.handle_message(
+        SimTime::from_ms(2),
+        ME,
+        Message::WriteTxnMarkers {
+            correlation: 77,
+            producer_id: TXN.pid,
+            producer_epoch: ProducerEpoch(e + 1),
+            control: Control::Abort,
+            partitions: vec![P],
+        },
+        &mut reply,
+    );
+    let reply = deliver(&mut b, ME, &mut yes);
+    assert!(
+        reply.messages.iter().any(|(_, m)| matches!(
+            m,
+            Message::ProduceResponse { results, .. }
+                if results[0].result == Err(ErrorCode::InvalidTxnState)
+        )),
+        "{:?}",
+        reply.messages
+    );
+    assert_eq!(
+        b.replicas[0].log.log_end_offset(),
+        Offset(1),
+        "the marker only"
+    );
+}
+
+/// A transaction at `P` whose second write is delayed in the network past the client's
+/// abort; then the next transaction adds `P` if `next_adds`. Returns the delayed
+/// write's result, and the broker.
+fn delayed_write_after_abort(bugs: &[Bug], next_adds: bool) -> (Result<Offset, ErrorCode>, Broker) {
+    let (mut b, e) = open_transaction(bugs);
+    let next = end_result(&mut b, e, false).expect("aborted").0;
+    if next_adds {
+        assert_eq!(add_result(&mut b, next, false), Ok(()));
+    }
+    // The delayed write: epoch e, sequence 1.
+    (produce_result(&mut b, e, 1, true), b)
+}
+
+#[test]
+fn a_write_delayed_past_its_abort_is_refused_but_hangs_the_lso_with_hanging_txn() {
+    let (result, b) = delayed_write_after_abort(&[], false);
+    assert_eq!(result, Err(ErrorCode::InvalidProducerEpoch));
+    assert_eq!(lso(&b), (Offset(2), Offset(2)));
+    // Before KIP-890 it is appended after the abort marker and opens a transaction
+    // that no coordinator knows of: the LSO stays below the HW for good.
+    let (result, mut b) = delayed_write_after_abort(&[Bug::HangingTxn], false);
+    assert_eq!(result, Ok(Offset(2)));
+    assert_eq!(lso(&b), (Offset(2), Offset(3)));
+    b.handle_timeout(
+        SimTime::from_ms(3_600_000),
+        crate::outbox::Timer::TxnTick,
+        &mut Outbox::default(),
+    );
+    assert_eq!(lso(&b), (Offset(2), Offset(3)), "no time-out ends it");
+}
+
+#[test]
+fn a_write_delayed_past_its_abort_joins_the_next_transaction_without_the_epoch_bump() {
+    let (result, _) = delayed_write_after_abort(&[], true);
+    assert_eq!(result, Err(ErrorCode::InvalidProducerEpoch));
+    // Without the bump the next transaction has the same epoch; it added the
+    // partition, so the verification says yes and the aborted write commits with it.
+    let (result, mut b) = delayed_write_after_abort(&[Bug::LateWriteJoinsNextTxn], true);
+    assert_eq!(result, Ok(Offset(2)));
+    assert_eq!(end_result(&mut b, 0, true), Ok(ProducerEpoch(0)));
+    let log = &b.replicas[0].log;
+    assert_eq!(
+        log.record(Offset(3)).unwrap().control,
+        Some(Control::Commit)
+    );
+    assert!(log
+        .txn_index()
+        .aborted_overlapping(Offset(2), Offset(3))
+        .is_empty());
+    // Unless the next transaction did not add it: then verification refuses it.
+    let (result, _) = delayed_write_after_abort(&[Bug::LateWriteJoinsNextTxn], false);
+    assert_eq!(result, Err(ErrorCode::InvalidTxnState));
+}
+
+#[test]
+fn without_producer_fencing_a_new_instance_joins_the_open_transaction() {
+    for bugs in [&[][..], &[Bug::NoProducerFencing]] {
+        let fencing = bugs.is_empty();
+        let (mut b, e) = open_transaction(bugs);
+        let second = answer(&mut b, TXN.init());
+        let zombie_commit = end_result(&mut b, e, true);
+        if fencing {
+            assert!(matches!(
+                second,
+                Message::InitProducerIdResponse {
+                    result: Err(ErrorCode::ConcurrentTransactions),
+                    ..
+                }
+            ));
+            // One epoch behind the abort's: taken for a retry, of the other decision.
+            assert_eq!(zombie_commit, Err(ErrorCode::InvalidTxnState));
+            assert_eq!(init_epoch(&mut b), e + 2);
+            assert_eq!(end_result(&mut b, e, true), Err(ErrorCode::ProducerFenced));
+            let log = &b.replicas[0].log;
+            assert_eq!(log.record(Offset(1)).unwrap().control, Some(Control::Abort));
+        } else {
+            assert!(matches!(
+                second,
+                Message::InitProducerIdResponse {
+                    result: Ok((_, ProducerEpoch(0))),
+                    ..
+                }
+            ));
+            assert_eq!(zombie_commit, Ok(ProducerEpoch(1)), "the zombie commits");
+            let log = &b.replicas[0].log;
+            assert_eq!(
+                log.record(Offset(1)).unwrap().control,
+                Some(Control::Commit)
+            );
+        }
+    }
+}
+
+#[test]
+fn read_uncommitted_leak_serves_read_committed_up_to_the_high_watermark() {
+    for bugs in [&[][..], &[Bug::ReadUncommittedLeak]] {
+        let leak = !bugs.is_empty();
+        let (mut b, _) = open_transaction(bugs);
+        let data = consumer_fetch(&mut b, true);
+        assert_eq!(data.last_stable_offset, Some(Offset(0)));
+        assert_eq!(data.records.len(), usize::from(leak), "leak {leak}");
+    }
 }
 
 #[test]

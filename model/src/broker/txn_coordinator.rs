@@ -9,10 +9,13 @@
 //!
 //! Flow of one transaction: InitProducerId (bumps the epoch, fencing older instances;
 //! an open transaction of the previous instance is aborted first) ->
-//! AddPartitionsToTxn (Ongoing) -> produce -> EndTxn (PrepareCommit/PrepareAbort,
-//! answered once written) -> WriteTxnMarkers to every partition's leader ->
-//! CompleteCommit/CompleteAbort. A transaction open longer than `transaction.timeout.ms`
-//! is aborted with a bumped epoch, which fences its producer.
+//! AddPartitionsToTxn (Ongoing) -> produce (the partition leader verifies the first
+//! batch with an AddPartitionsToTxn `verify_only`, KIP-890 part 1) -> EndTxn
+//! (PrepareCommit/PrepareAbort under epoch + 1, KIP-890 part 2, answered with that
+//! epoch once written) -> WriteTxnMarkers of the new epoch to every partition's leader
+//! -> CompleteCommit/CompleteAbort. The producer runs its next transaction at the new
+//! epoch, so a delayed write of the old one is refused everywhere. A transaction open
+//! longer than `transaction.timeout.ms` is aborted with a bumped epoch too.
 //!
 //! Simplifications (README, fidelity): the client computes the coordinator partition
 //! itself instead of sending FindCoordinator (the broker would compute the same hash);
@@ -21,6 +24,7 @@
 
 use super::coordinator::write_outcome;
 use super::Broker;
+use crate::bug::Bug;
 use crate::message::{
     Control, CoordinatorEntry, ErrorCode, Message, ProduceResult, Record, TxnLogEntry, TxnStatus,
 };
@@ -38,6 +42,14 @@ pub const TXN_TICK_MS: u64 = 500;
 /// The producer id of a transactional id (stable across its instances and epochs).
 pub fn producer_id_of(id: TxnId) -> ProducerId {
     ProducerId((1 << 48) | u64::from(id.0))
+}
+
+/// The epoch after `e`. Simplification: Kafka allocates a new producer id when the
+/// epoch would overflow (KIP-890 part 2 bumps it once per transaction); the model's
+/// runs are far too short to get there.
+fn next_epoch(e: ProducerEpoch) -> ProducerEpoch {
+    debug_assert!(e.0 < u16::MAX, "producer epoch overflow");
+    ProducerEpoch(e.0.wrapping_add(1))
 }
 
 /// What to do once a transaction-log write is committed.
@@ -58,7 +70,6 @@ pub(super) enum AfterWrite {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum TxnApi {
     InitProducerId,
-    EndTxn,
     Other,
 }
 
@@ -92,10 +103,6 @@ impl Broker {
     fn txn_error(correlation: u64, api: TxnApi, e: ErrorCode) -> Message {
         match api {
             TxnApi::InitProducerId => Message::InitProducerIdResponse {
-                correlation,
-                result: Err(e),
-            },
-            TxnApi::EndTxn => Message::EndTxnResponse {
                 correlation,
                 result: Err(e),
             },
@@ -143,6 +150,17 @@ impl Broker {
                     ),
                 );
             }
+            // The historical bug: the new instance gets the same epoch, the previous
+            // one is not fenced and its open transaction stays open (both write into it).
+            Some(m) if self.bug(Bug::NoProducerFencing) => {
+                return out.send(
+                    client,
+                    Message::InitProducerIdResponse {
+                        correlation,
+                        result: Ok((m.entry.producer_id, m.entry.producer_epoch)),
+                    },
+                );
+            }
             Some(m) if m.entry.status == TxnStatus::Ongoing => {
                 // The previous instance left a transaction open: abort it with a bumped
                 // epoch (fencing that instance); the caller retries until it is done.
@@ -157,7 +175,7 @@ impl Broker {
                 );
             }
             Some(m) => TxnLogEntry {
-                producer_epoch: ProducerEpoch(m.entry.producer_epoch.0 + 1),
+                producer_epoch: next_epoch(m.entry.producer_epoch),
                 status: TxnStatus::Empty,
                 partitions: PartitionSet::default(),
                 timeout_ms,
@@ -222,20 +240,27 @@ impl Broker {
         producer_id: ProducerId,
         epoch: ProducerEpoch,
         partitions: PartitionSet,
+        verify_only: bool,
         out: &mut Outbox,
     ) {
         let entry = match self.check_txn_request(id, producer_id, epoch) {
             Ok(m) => m.entry,
             Err(e) => return out.send(client, Self::txn_error(correlation, TxnApi::Other, e)),
         };
-        if entry.status == TxnStatus::Ongoing
-            && entry.partitions.union(partitions) == entry.partitions
-        {
+        let already_in = entry.status == TxnStatus::Ongoing
+            && entry.partitions.union(partitions) == entry.partitions;
+        // KIP-890 part 1: a partition leader asks before it appends the first batch of a
+        // transaction; nothing is added, the partitions must already be in it.
+        if already_in || verify_only {
             return out.send(
                 client,
                 Message::TxnResponse {
                     correlation,
-                    result: Ok(()),
+                    result: if already_in {
+                        Ok(())
+                    } else {
+                        Err(ErrorCode::InvalidTxnState)
+                    },
                 },
             );
         }
@@ -265,6 +290,15 @@ impl Broker {
         );
     }
 
+    /// KIP-890 part 2: every transaction ends under a bumped epoch (its markers carry
+    /// it, so a delayed write of the old epoch is refused by the partitions), unless a
+    /// switch brings back the broker before KIP-890: `late-write-joins-next-txn` (no
+    /// bump), or `hanging-txn`, the broker before either part (with the bump alone the
+    /// delayed write it lets through would still be fenced by the marker's epoch).
+    fn bumps_epoch_per_txn(&self) -> bool {
+        !self.bug(Bug::LateWriteJoinsNextTxn) && !self.bug(Bug::HangingTxn)
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub(super) fn on_end_txn(
         &mut self,
@@ -277,38 +311,64 @@ impl Broker {
         commit: bool,
         out: &mut Outbox,
     ) {
-        let (status, current) = match self.check_txn_request(id, producer_id, epoch) {
-            Ok(m) => (m.entry.status, m.entry.producer_epoch),
-            Err(e) => return out.send(client, Self::txn_error(correlation, TxnApi::EndTxn, e)),
+        let bump = self.bumps_epoch_per_txn();
+        let decided = |status| match status {
+            TxnStatus::PrepareCommit | TxnStatus::CompleteCommit => Some(true),
+            TxnStatus::PrepareAbort | TxnStatus::CompleteAbort => Some(false),
+            _ => None,
         };
-        let answer = |result| Message::EndTxnResponse {
-            correlation,
-            result,
-        };
-        match (status, commit) {
-            (TxnStatus::Ongoing, _) => self.prepare_end(
-                now,
-                id,
-                commit,
-                false,
-                AfterWrite::EndTxn {
-                    client,
-                    correlation,
-                },
-                out,
-            ),
-            // A retried EndTxn whose first attempt already completed.
-            (TxnStatus::CompleteCommit, true) | (TxnStatus::CompleteAbort, false) => {
-                out.send(client, answer(Ok(current)))
+        // A retry of the EndTxn that ended the previous transaction (one epoch behind
+        // its bumped epoch): answered with the new epoch if the decision matches (it is
+        // durable once prepared, even while the markers or the completion are being
+        // written). A time-out abort counts too, as in Kafka's transaction version 2.
+        let retry = self.txn.txns.get(&id).and_then(|m| {
+            let e = m.entry;
+            let behind = epoch.0.checked_add(1) == Some(e.producer_epoch.0);
+            (bump && behind && e.producer_id == producer_id)
+                .then_some(decided(e.status))
+                .flatten()
+                .map(|d| (d, e.producer_epoch))
+        });
+        let result = match retry {
+            Some((d, new_epoch)) if self.coordinates(id).is_ok() => {
+                if d == commit {
+                    Ok(new_epoch)
+                } else {
+                    Err(ErrorCode::InvalidTxnState)
+                }
             }
-            // Nothing was added: an empty transaction ends at once.
-            (TxnStatus::Empty, _) => out.send(client, answer(Ok(current))),
-            _ => out.send(client, answer(Err(ErrorCode::InvalidTxnState))),
-        }
+            _ => match self.check_txn_request(id, producer_id, epoch) {
+                Err(e) => Err(e),
+                Ok(m) if m.entry.status == TxnStatus::Ongoing => {
+                    let then = AfterWrite::EndTxn {
+                        client,
+                        correlation,
+                    };
+                    return self.prepare_end(now, id, commit, bump, then, out);
+                }
+                // Nothing was added: an empty transaction ends at once. With the bump,
+                // a completed state at the request's epoch is such an empty
+                // transaction; without it, it may also be a retry of the last EndTxn
+                // (then the decision must match).
+                Ok(m) => match (m.entry.status, decided(m.entry.status)) {
+                    (TxnStatus::Empty, _) => Ok(m.entry.producer_epoch),
+                    (_, Some(d)) if bump || d == commit => Ok(m.entry.producer_epoch),
+                    _ => Err(ErrorCode::InvalidTxnState),
+                },
+            },
+        };
+        out.send(
+            client,
+            Message::EndTxnResponse {
+                correlation,
+                result,
+            },
+        );
     }
 
-    /// Write PrepareCommit/PrepareAbort (with `bump`, under a new epoch that fences the
-    /// producer: a time-out or a new instance); the markers follow once it is committed.
+    /// Write PrepareCommit/PrepareAbort (with `bump`, under the next epoch, which the
+    /// markers carry: every EndTxn under KIP-890 part 2, and the aborts that fence the
+    /// producer, a time-out or a new instance); the markers follow once it is committed.
     fn prepare_end(
         &mut self,
         now: SimTime,
@@ -329,7 +389,7 @@ impl Broker {
                 TxnStatus::PrepareAbort
             },
             producer_epoch: if bump {
-                ProducerEpoch(entry.producer_epoch.0 + 1)
+                next_epoch(entry.producer_epoch)
             } else {
                 entry.producer_epoch
             },
@@ -652,6 +712,7 @@ impl Broker {
             producer_id,
             epoch,
             partitions,
+            false,
             out,
         );
     }
