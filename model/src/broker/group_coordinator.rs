@@ -25,7 +25,7 @@
 //! became committed.
 //!
 //! Simplifications against Kafka's group coordinator, each marked `Simplification:`
-//! where it is made: static members only, each join its own generation; no
+//! where it is made: static members only, each new member its own generation; no
 //! rebalance, assignor, heartbeat or session time-out; transactional offset commits
 //! only (there is no plain OffsetCommit yet); loading ends when the high watermark
 //! covers the log, and is answered COORDINATOR_NOT_AVAILABLE; OffsetFetch errors are
@@ -65,7 +65,7 @@ pub(super) struct TxnOffsetCommit {
 /// here.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct Membership {
-    /// Bumped by every join (see [`Broker::on_join_group`]).
+    /// Bumped by every join of a new member (see [`Broker::on_join_group`]).
     generation: Generation,
     /// Static members: `group.instance.id` -> its current member id.
     members: BTreeMap<u32, MemberId>,
@@ -284,13 +284,16 @@ impl Broker {
     }
 
     /// JoinGroup for a static member (KIP-345): a member id older than the instance's
-    /// current one is a zombie (FENCED_INSTANCE_ID); otherwise the join is written with
-    /// the next generation and answered with it once committed.
+    /// current one is a zombie (FENCED_INSTANCE_ID); the instance's current member
+    /// rejoining (after a fenced producer, an ILLEGAL_GENERATION) is answered the
+    /// committed generation, unchanged; a new member is written with the next
+    /// generation and answered with it once committed.
     ///
-    /// Simplification: every join starts a new generation. With static membership
-    /// Kafka would hand a rejoining instance its assignment without a rebalance (and
-    /// keep the generation), but the clients here rejoin only after a restart, and the
-    /// bump is what exercises KIP-447's generation fence on a zombie's commits.
+    /// Simplification: a new member of an instance starts a new generation. With static
+    /// membership Kafka would hand a restarted instance its assignment without a
+    /// rebalance (and keep the generation), but the bump is what exercises KIP-447's
+    /// generation fence on a zombie's commits. A rejoin of the current member does not
+    /// bump: otherwise every instance's rejoin would fence the others' commits in turn.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn on_join_group(
         &mut self,
@@ -313,6 +316,13 @@ impl Broker {
         let latest = self.latest_membership(p, group);
         if latest.members.get(&instance).is_some_and(|&m| m > member) {
             return out.send(client, answer(Err(ErrorCode::FencedInstanceId)));
+        }
+        let committed = self.group.partitions[&p]
+            .groups
+            .get(&group)
+            .map(|g| &g.membership);
+        if committed.is_some_and(|c| *c == latest && c.members.get(&instance) == Some(&member)) {
+            return out.send(client, answer(Ok(latest.generation)));
         }
         let generation = Generation(latest.generation.0 + 1);
         let entry = GroupLogEntry::Member {

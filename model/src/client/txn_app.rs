@@ -156,6 +156,8 @@ pub struct TxnApp {
     wake_armed: Option<SimTime>,
     pub stats: AppStats,
     stopping: bool,
+    /// The group generation moved on: rejoin once the open transaction is aborted.
+    rejoin: bool,
     /// A newer instance took the slot (FENCED_INSTANCE_ID): this one has exited.
     pub exited: bool,
 }
@@ -182,6 +184,7 @@ impl TxnApp {
             wake_armed: None,
             stats: AppStats::default(),
             stopping: false,
+            rejoin: false,
             exited: false,
         }
     }
@@ -717,6 +720,7 @@ impl TxnApp {
                 self.inflight.clear();
             }
             IllegalGeneration | UnknownMemberId => {
+                self.rejoin = true;
                 if self.txn.is_some() {
                     self.abort(now, error, out)
                 } else {
@@ -996,8 +1000,14 @@ impl TxnApp {
                         self.go(now, Step::Poll, out);
                     } else {
                         self.complete_txn(Outcome::Fail, out);
-                        // Rewind to the committed offsets.
-                        self.go(now, Step::FetchOffsets, out);
+                        // Rewind to the committed offsets (after rejoining the group if
+                        // its generation moved on).
+                        let next = if std::mem::take(&mut self.rejoin) {
+                            Step::Join
+                        } else {
+                            Step::FetchOffsets
+                        };
+                        self.go(now, next, out);
                     }
                 }
                 Err(e) => self.on_error(now, e, None, out),
