@@ -123,6 +123,11 @@ pub struct Config {
     // --- transactions ---
     /// `transaction.timeout.ms`: the coordinator aborts a transaction open longer.
     pub transaction_timeout_ms: u64,
+    /// Kafka Streams' `processing.guarantee` for the consume-transform-produce
+    /// application: `exactly_once_v2` (KIP-447, the default) or the older
+    /// `exactly_once` (one `transactional.id` per task, fenced by the producer epoch
+    /// alone: offsets committed without group metadata, read without `RequireStable`).
+    pub exactly_once_v2: bool,
     // --- reintroduced bugs ---
     pub bugs: BTreeSet<Bug>,
 }
@@ -166,6 +171,7 @@ impl Default for Config {
             max_poll_records: 500,
             read_committed: false,
             transaction_timeout_ms: 60_000,
+            exactly_once_v2: true,
             bugs: BTreeSet::new(),
         }
     }
@@ -210,6 +216,7 @@ pub const SETTABLE_KEYS: &[&str] = &[
     "replica.fetch.max.bytes",
     "isolation.level",
     "transaction.timeout.ms",
+    "processing.guarantee",
 ];
 
 fn parse_u64(key: &str, value: &str) -> Result<u64, ConfigError> {
@@ -290,6 +297,17 @@ impl Config {
             "max.poll.records" => self.max_poll_records = parse_u32(key, value)?,
             "replica.fetch.max.bytes" => self.replica_fetch_max_bytes = parse_u64(key, value)?,
             "transaction.timeout.ms" => self.transaction_timeout_ms = parse_u64(key, value)?,
+            "processing.guarantee" => {
+                self.exactly_once_v2 = match value {
+                    "exactly_once_v2" => true,
+                    "exactly_once" => false,
+                    _ => {
+                        return Err(ConfigError(format!(
+                            "--set processing.guarantee={value}: expected exactly_once_v2 or exactly_once"
+                        )))
+                    }
+                };
+            }
             "isolation.level" => {
                 self.read_committed = match value {
                     "read_committed" => true,
@@ -539,6 +557,7 @@ mod tests {
             let value = match *key {
                 "acks" => "all",
                 "isolation.level" => "read_committed",
+                "processing.guarantee" => "exactly_once",
                 "unclean.leader.election.enable" | "enable.idempotence" => "true",
                 _ => "40000",
             };

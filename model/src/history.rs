@@ -50,6 +50,7 @@ pub struct HistoryEvent {
     /// For `txn`: the input offsets committed inside the transaction (the next offset
     /// to consume per input partition), as `sendOffsetsToTransaction` sent them.
     pub offsets: Vec<(PartitionId, Offset)>,
-    /// The consumer group, generation and member the operation ran under.
-    pub group: Option<(GroupId, Generation, MemberId)>,
+    /// The consumer group the operation ran under, with the generation and member id
+    /// when its commits carry them (KIP-447).
+    pub group: Option<(GroupId, Option<(Generation, MemberId)>)>,
 }

@@ -378,13 +378,16 @@ pub enum Message {
         producer_epoch: ProducerEpoch,
         group: GroupId,
     },
-    /// Commit (`commit`) or abort the transaction.
+    /// Commit (`commit`) or abort the transaction. `transaction_version_2`: the client
+    /// speaks KIP-890 part 2 (EndTxn v5+), so the transaction ends under a bumped epoch
+    /// that the response hands back; an older client keeps its epoch.
     EndTxn {
         correlation: u64,
         transactional_id: TxnId,
         producer_id: ProducerId,
         producer_epoch: ProducerEpoch,
         commit: bool,
+        transaction_version_2: bool,
     },
     /// The answer to AddPartitionsToTxn and AddOffsetsToTxn.
     TxnResponse {
@@ -413,15 +416,15 @@ pub enum Message {
     },
     /// `sendOffsetsToTransaction`, step 2, to the group coordinator: the offsets stay
     /// pending until the transaction's marker reaches `__consumer_offsets`. Carries the
-    /// consumer's generation and member id so a zombie is fenced (KIP-447).
+    /// consumer's generation and member id so a zombie is fenced (KIP-447); a client
+    /// before KIP-447 (TxnOffsetCommit v0-v2, Kafka Streams' `exactly_once`) sends none.
     TxnOffsetCommit {
         correlation: u64,
         transactional_id: TxnId,
         producer_id: ProducerId,
         producer_epoch: ProducerEpoch,
         group: GroupId,
-        generation: Generation,
-        member: MemberId,
+        group_metadata: Option<(Generation, MemberId)>,
         /// Per partition: the next offset to consume.
         offsets: Vec<(PartitionId, Offset)>,
     },

@@ -2,7 +2,8 @@
 //! the anomalies its configuration allows.
 
 use crate::{
-    Allowed, Draw, Fault, FaultEvent, LinkSet, NetworkSpec, Phases, Scenario, Target, Workload,
+    Allowed, Draw, Fault, FaultEvent, LinkSet, NetworkSpec, Phases, Scenario, StallWhen, Target,
+    Workload,
 };
 use model::config::Config;
 use model::types::{NodeId, PartitionId, SimTime};
@@ -577,7 +578,9 @@ fn exactly_once_workload() -> Workload {
 /// Episodes, one at a time: a broker crash (any partition's leader, internal topics
 /// included, so coordinators move); an app instance crash and restart; a stall longer
 /// than `transaction.timeout.ms` (the coordinator aborts and fences it); a shorter stall
-/// during which a replacement takes the slot (the stalled one returns as a zombie).
+/// during which a replacement takes the slot (the stalled one returns as a zombie),
+/// striking at once, or just before the instance commits its offsets or its
+/// transaction (the windows KIP-447's generation fence and `RequireStable` guard).
 /// Replacements reuse the slot's `transactional.id` (fenced by InitProducerId) or take a
 /// fresh one (fenced only by the group generation, KIP-447), drawn per episode.
 fn exactly_once(config: &Config, phases: &Phases, draw: &mut dyn Draw) -> Vec<FaultEvent> {
@@ -615,6 +618,7 @@ fn exactly_once(config: &Config, phases: &Phases, draw: &mut dyn Draw) -> Vec<Fa
                     Fault::AppStall {
                         slot,
                         ms,
+                        when: StallWhen::Now,
                         replace_after_ms: None,
                         fresh_transactional_id,
                     },
@@ -624,11 +628,17 @@ fn exactly_once(config: &Config, phases: &Phases, draw: &mut dyn Draw) -> Vec<Fa
             _ => {
                 let ms = draw.between(2_000, 9_000);
                 let replace_after_ms = draw.between(200, ms / 2);
+                let when = match draw.below(3) {
+                    0 => StallWhen::Now,
+                    1 => StallWhen::BeforeOffsetCommit,
+                    _ => StallWhen::BeforeCommit,
+                };
                 events.push(at(
                     t,
                     Fault::AppStall {
                         slot,
                         ms,
+                        when,
                         replace_after_ms: Some(replace_after_ms),
                         fresh_transactional_id,
                     },
@@ -853,6 +863,19 @@ pub fn all() -> Vec<Scenario> {
             name: "exactly-once",
             description: "consume-transform-produce (payments: orders -> processed-orders) with transactions and offsets committed in them; app instances crash, stall past transaction.timeout.ms and come back as zombies beside their replacements; coordinators' brokers crash: every input processed exactly once in committed output",
             config: exactly_once_config(),
+            workload: exactly_once_workload(),
+            network: NetworkSpec::default(),
+            phases: phases(40_000),
+            faults: exactly_once,
+            allowed: transaction_allowances,
+        },
+        Scenario {
+            name: "exactly-once-alpha",
+            description: "exactly-once with Kafka Streams' older processing.guarantee=exactly_once (before KIP-447): one transactional.id per task, offsets committed without group metadata and read without RequireStable; zombies are fenced by the producer epoch alone",
+            config: Config {
+                exactly_once_v2: false,
+                ..exactly_once_config()
+            },
             workload: exactly_once_workload(),
             network: NetworkSpec::default(),
             phases: phases(40_000),

@@ -76,12 +76,14 @@ pub enum Fault {
         restart_after_ms: u64,
         fresh_transactional_id: bool,
     },
-    /// The current instance of application slot `slot` stalls (a GC pause) for `ms`.
-    /// With `replace_after_ms`, a new instance is started for the slot meanwhile (a
-    /// supervisor that believed it dead): the stalled one comes back as a zombie.
+    /// The current instance of application slot `slot` stalls (a GC pause) for `ms`,
+    /// now or at a chosen point of its next transaction. With `replace_after_ms`, a new
+    /// instance is started for the slot meanwhile (a supervisor that believed it dead):
+    /// the stalled one comes back as a zombie.
     AppStall {
         slot: u32,
         ms: u64,
+        when: StallWhen,
         replace_after_ms: Option<u64>,
         fresh_transactional_id: bool,
     },
@@ -92,6 +94,18 @@ pub enum Fault {
     /// No fault: the nemesis announces what it drew (the swarm parameters), for the
     /// fault timeline.
     Announce(String),
+}
+
+/// When an application stall strikes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum StallWhen {
+    Now,
+    /// Just before the instance sends its next TxnOffsetCommit (outputs written,
+    /// offsets not yet committed): KIP-447's generation fence decides.
+    BeforeOffsetCommit,
+    /// Just before it sends its next EndTxn(commit) (offsets pending at the group
+    /// coordinator): KIP-447's `RequireStable` decides what a new owner reads.
+    BeforeCommit,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -12,7 +12,7 @@ mod catalogue;
 mod fault;
 
 pub use catalogue::{all, by_name};
-pub use fault::{Fault, FaultEvent, LinkSet, Target};
+pub use fault::{Fault, FaultEvent, LinkSet, StallWhen, Target};
 
 use model::config::Config;
 use model::types::SimTime;
@@ -159,10 +159,11 @@ pub fn exercising(bug: model::bug::Bug) -> &'static [&'static str] {
         }
         Bug::InflightReorder => &["idempotent-retry", "network-partition"],
         // Zombies, stalls and restarted instances of a consume-transform-produce app.
-        Bug::NoProducerFencing
-        | Bug::NoTxnOffsetGenerationFence
-        | Bug::NoRequireStable
-        | Bug::ReadUncommittedLeak => &["exactly-once"],
+        // Only the producer epoch fences a zombie when the client predates KIP-447.
+        Bug::NoProducerFencing => &["exactly-once-alpha"],
+        Bug::NoTxnOffsetGenerationFence | Bug::NoRequireStable | Bug::ReadUncommittedLeak => {
+            &["exactly-once"]
+        }
         // A transactional produce delayed past its transaction's abort.
         Bug::HangingTxn | Bug::LateWriteJoinsNextTxn => &["hanging-transaction"],
         Bug::InjectedPanic => &[],

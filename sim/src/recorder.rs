@@ -87,10 +87,12 @@ impl Recorder {
                     .collect(),
             );
         }
-        if let Some((group, generation, member)) = e.group {
+        if let Some((group, metadata)) = e.group {
             op.group = Some(group.name());
-            op.generation = Some(i64::from(generation.0));
-            op.member = Some(format!("member-{}", member.0));
+            if let Some((generation, member)) = metadata {
+                op.generation = Some(i64::from(generation.0));
+                op.member = Some(format!("member-{}", member.0));
+            }
         }
         self.ops.push(op);
     }

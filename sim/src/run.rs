@@ -428,6 +428,24 @@ fn config_lines(c: &model::config::Config) -> Vec<(String, String)> {
             c.broker_session_timeout_ms.to_string(),
         ),
     ];
+    if c.read_committed {
+        v.push(("isolation.level".to_string(), "read_committed".to_string()));
+    }
+    if c.output_partitions > 0 {
+        v.push((
+            "processing.guarantee".to_string(),
+            if c.exactly_once_v2 {
+                "exactly_once_v2"
+            } else {
+                "exactly_once"
+            }
+            .to_string(),
+        ));
+        v.push((
+            "transaction.timeout.ms".to_string(),
+            c.transaction_timeout_ms.to_string(),
+        ));
+    }
     if !c.bugs.is_empty() {
         v.push((
             "bugs".to_string(),

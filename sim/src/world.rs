@@ -19,7 +19,7 @@ use model::outbox::{DiskCompletion, DiskOp, Note, Outbox, Timer};
 use model::types::{
     BrokerEpoch, BrokerId, ClientId, GroupId, MemberId, NodeId, PartitionId, SimTime, TxnId,
 };
-use scenarios::{Fault, FaultEvent, LinkSet, Phases, Scenario, Target};
+use scenarios::{Fault, FaultEvent, LinkSet, Phases, Scenario, StallWhen, Target};
 use std::collections::BTreeMap;
 
 /// Process ids of application instances: instance k uses `APP_PROCESS_BASE + k`, then
@@ -123,6 +123,8 @@ pub struct World {
     app_slots: Vec<usize>,
     /// Per instance: extra latency for its next Produce request (`DelayAppProduce`).
     produce_delay_ms: BTreeMap<usize, u64>,
+    /// Per instance: a stall (ms) armed to strike when it sends the request `when` names.
+    armed_stalls: BTreeMap<usize, (StallWhen, u64)>,
     app_poll_interval_ms: u64,
     /// Seeds the instances' random streams (instance k: mixed with k).
     app_seed: u64,
@@ -145,6 +147,15 @@ pub struct World {
     pub finished: Option<Result<(), String>>,
     /// The `injected-panic` test switch: panic at this event (on every third seed).
     injected_panic_at: Option<u64>,
+}
+
+/// Which `transactional.id` a new application instance takes, for the timeline.
+fn id_text(fresh: bool) -> &'static str {
+    if fresh {
+        " with a fresh transactional.id"
+    } else {
+        " with the slot's transactional.id"
+    }
 }
 
 fn broker_list(brokers: &[BrokerId]) -> String {
@@ -257,6 +268,7 @@ impl World {
             app_life: Vec::new(),
             app_slots: vec![usize::MAX; workload.apps as usize],
             produce_delay_ms: BTreeMap::new(),
+            armed_stalls: BTreeMap::new(),
             app_poll_interval_ms: workload.poll_interval_ms,
             app_seed,
             stopping: false,
@@ -350,7 +362,9 @@ impl World {
             slot,
             slots,
             member: MemberId(k as u64 + 1),
-            transactional_id: if fresh_transactional_id {
+            // Kafka Streams' `exactly_once` has one transactional.id per task: always
+            // the slot's.
+            transactional_id: if fresh_transactional_id && self.config.exactly_once_v2 {
                 TxnId(1_000 + k as u32)
             } else {
                 TxnId(slot)
@@ -919,6 +933,10 @@ impl World {
                 .app_index(c)
                 .and_then(|k| self.produce_delay_ms.remove(&k))
                 .map_or(SimTime::ZERO, SimTime::from_ms),
+            (
+                NodeId::Client(c),
+                Message::TxnOffsetCommit { .. } | Message::EndTxn { commit: true, .. },
+            ) => self.strike_armed_stall(c, &msg),
             _ => SimTime::ZERO,
         };
         match self.network.schedule(self.now, from, to) {
@@ -939,6 +957,32 @@ impl World {
                 self.queue.push(second, deliver(msg));
             }
         }
+    }
+
+    /// An instance sends `msg`: if a stall is armed for that request, it strikes now,
+    /// just before the send (the request leaves when the stall ends). Returns the delay.
+    fn strike_armed_stall(&mut self, c: ClientId, msg: &Message) -> SimTime {
+        let Some(k) = self.app_index(c) else {
+            return SimTime::ZERO;
+        };
+        let strikes = match (self.armed_stalls.get(&k), msg) {
+            (Some((StallWhen::BeforeOffsetCommit, _)), Message::TxnOffsetCommit { .. }) => true,
+            (Some((StallWhen::BeforeCommit, _)), Message::EndTxn { .. }) => true,
+            _ => false,
+        };
+        if !strikes {
+            return SimTime::ZERO;
+        }
+        let (_, ms) = self.armed_stalls.remove(&k).expect("armed");
+        self.app_life[k].paused_until = Some(self.now.plus_ms(ms));
+        self.stats.timeline.push((
+            self.now.as_ms(),
+            format!(
+                "app instance {k} stalls for {ms} ms just before {}",
+                msg.api()
+            ),
+        ));
+        SimTime::from_ms(ms)
     }
 
     fn crash_broker(&mut self, b: BrokerId, clean: bool) {
@@ -1115,11 +1159,12 @@ impl World {
                         fresh_transactional_id,
                     },
                 );
-                format!("crash app instance {k} (slot {slot}); a new instance starts in {restart_after_ms} ms")
+                format!("crash app instance {k} (slot {slot}); a new instance starts in {restart_after_ms} ms{}", id_text(fresh_transactional_id))
             }
             Fault::AppStall {
                 slot,
                 ms,
+                when,
                 replace_after_ms,
                 fresh_transactional_id,
             } => {
@@ -1129,8 +1174,12 @@ impl World {
                 if self.app_life[k].down {
                     return;
                 }
-                self.app_life[k].paused_until = Some(self.now.plus_ms(ms));
                 self.stats.pauses += 1;
+                if when == StallWhen::Now {
+                    self.app_life[k].paused_until = Some(self.now.plus_ms(ms));
+                } else {
+                    self.armed_stalls.insert(k, (when, ms));
+                }
                 if let Some(after) = replace_after_ms {
                     self.queue.push(
                         self.now.plus_ms(after),
@@ -1139,9 +1188,9 @@ impl World {
                             fresh_transactional_id,
                         },
                     );
-                    format!("stall app instance {k} (slot {slot}) for {ms} ms; a replacement starts in {after} ms")
+                    format!("stall app instance {k} (slot {slot}) for {ms} ms ({when:?}); a replacement starts in {after} ms{}", id_text(fresh_transactional_id))
                 } else {
-                    format!("stall app instance {k} (slot {slot}) for {ms} ms")
+                    format!("stall app instance {k} (slot {slot}) for {ms} ms ({when:?})")
                 }
             }
             Fault::DelayAppProduce { slot, ms } => {

@@ -51,8 +51,8 @@ pub(super) struct TxnOffsetCommit {
     pub producer_id: ProducerId,
     pub producer_epoch: ProducerEpoch,
     pub group: GroupId,
-    pub generation: Generation,
-    pub member: MemberId,
+    /// The consumer's (generation, member id); `None` from a client before KIP-447.
+    pub group_metadata: Option<(Generation, MemberId)>,
     pub offsets: Vec<(PartitionId, Offset)>,
 }
 
@@ -368,9 +368,13 @@ impl Broker {
             Ok(p) => p,
             Err(e) => return out.send(client, answer(Err(e))),
         };
-        if !self.bug(Bug::NoTxnOffsetGenerationFence) {
+        // A client before KIP-447 sends no group metadata: nothing to fence by.
+        if let (false, Some((generation, member))) = (
+            self.bug(Bug::NoTxnOffsetGenerationFence),
+            req.group_metadata,
+        ) {
             let latest = self.latest_membership(p, req.group);
-            if let Err(e) = latest.check_commit(req.member, req.generation) {
+            if let Err(e) = latest.check_commit(member, generation) {
                 return out.send(client, answer(Err(e)));
             }
         }

@@ -551,6 +551,7 @@ impl TxnClient {
             producer_id: self.pid,
             producer_epoch: ProducerEpoch(epoch),
             commit,
+            transaction_version_2: true,
         }
     }
 }
@@ -1026,4 +1027,35 @@ fn a_new_coordinator_finishes_a_prepared_commit_from_the_log() {
         Some(Control::Commit)
     );
     assert_eq!(b.txn_state(id).unwrap().status, TxnStatus::CompleteCommit);
+}
+
+#[test]
+fn a_client_before_transaction_version_2_keeps_its_epoch_across_transactions() {
+    // KIP-890 part 2 needs the client's EndTxn v5: an older client's transactions end
+    // under the epoch they ran with, and its next transaction continues with it.
+    let (mut b, e) = open_transaction(&[]);
+    let old_client = |msg: Message| match msg {
+        Message::EndTxn {
+            correlation,
+            transactional_id,
+            producer_id,
+            producer_epoch,
+            commit,
+            ..
+        } => Message::EndTxn {
+            correlation,
+            transactional_id,
+            producer_id,
+            producer_epoch,
+            commit,
+            transaction_version_2: false,
+        },
+        m => m,
+    };
+    match answer(&mut b, old_client(TXN.end(e, true))) {
+        Message::EndTxnResponse { result, .. } => assert_eq!(result, Ok(ProducerEpoch(e))),
+        m => panic!("EndTxn: {m:?}"),
+    }
+    assert_eq!(b.txn_state(TXN.id).unwrap().producer_epoch, ProducerEpoch(e));
+    assert_eq!(add_result(&mut b, e, false), Ok(()), "the same epoch goes on");
 }

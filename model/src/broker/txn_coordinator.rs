@@ -290,13 +290,14 @@ impl Broker {
         );
     }
 
-    /// KIP-890 part 2: every transaction ends under a bumped epoch (its markers carry
-    /// it, so a delayed write of the old epoch is refused by the partitions), unless a
-    /// switch brings back the broker before KIP-890: `late-write-joins-next-txn` (no
-    /// bump), or `hanging-txn`, the broker before either part (with the bump alone the
-    /// delayed write it lets through would still be fenced by the marker's epoch).
-    fn bumps_epoch_per_txn(&self) -> bool {
-        !self.bug(Bug::LateWriteJoinsNextTxn) && !self.bug(Bug::HangingTxn)
+    /// KIP-890 part 2: every transaction of a client that speaks it (transaction
+    /// version 2) ends under a bumped epoch (its markers carry it, so a delayed write
+    /// of the old epoch is refused by the partitions), unless a switch brings back the
+    /// broker before KIP-890: `late-write-joins-next-txn` (no bump), or `hanging-txn`,
+    /// the broker before either part (with the bump alone the delayed write it lets
+    /// through would still be fenced by the marker's epoch).
+    fn bumps_epoch_per_txn(&self, transaction_version_2: bool) -> bool {
+        transaction_version_2 && !self.bug(Bug::LateWriteJoinsNextTxn) && !self.bug(Bug::HangingTxn)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -304,6 +305,7 @@ impl Broker {
         &mut self,
         now: SimTime,
         client: NodeId,
+        transaction_version_2: bool,
         correlation: u64,
         id: TxnId,
         producer_id: ProducerId,
@@ -311,7 +313,7 @@ impl Broker {
         commit: bool,
         out: &mut Outbox,
     ) {
-        let bump = self.bumps_epoch_per_txn();
+        let bump = self.bumps_epoch_per_txn(transaction_version_2);
         let decided = |status| match status {
             TxnStatus::PrepareCommit | TxnStatus::CompleteCommit => Some(true),
             TxnStatus::PrepareAbort | TxnStatus::CompleteAbort => Some(false),

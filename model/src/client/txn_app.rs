@@ -30,6 +30,14 @@
 //! on under a new process id. Every (re)start of consumption from the committed offsets
 //! is recorded as an `assign` (a seek), so re-reading is not a reordering.
 //!
+//! `processing.guarantee` (Kafka Streams' names): `exactly_once_v2` (KIP-447) sends
+//! the group generation and member id with TxnOffsetCommit and fetches offsets with
+//! `RequireStable`, so a zombie is fenced by the group even under a fresh
+//! `transactional.id`; `exactly_once` (before KIP-447) sends neither and relies on the
+//! producer epoch alone: a replacement's InitProducerId under the same
+//! `transactional.id` aborts the zombie's transaction before the replacement reads the
+//! offsets.
+//!
 //! Simplification (README, fidelity): one request per step (the Kafka client pipelines
 //! AddPartitionsToTxn with the first produce); one batch per output partition per
 //! transaction; the assignment is computed by the client from its slot (static), not
@@ -47,6 +55,10 @@ use crate::types::{
     ProducerEpoch, ProducerId, Sequence, SimTime, TxnId, Value,
 };
 use std::collections::BTreeMap;
+
+/// Kafka's `TransactionManager` retries an AddPartitionsToTxn refused with
+/// CONCURRENT_TRANSACTIONS (the previous transaction still completing) this soon.
+const CONCURRENT_TRANSACTIONS_BACKOFF_MS: u64 = 20;
 
 /// Who one application instance is.
 #[derive(Clone, Copy, Debug)]
@@ -313,6 +325,8 @@ impl TxnApp {
             }
             Step::FetchOffsets => {
                 let partitions: PartitionSet = self.inputs().into_iter().collect();
+                // KIP-447 clients (read_committed) ask for stable offsets only.
+                let require_stable = self.config.exactly_once_v2;
                 self.send(
                     to,
                     None,
@@ -320,7 +334,7 @@ impl TxnApp {
                         correlation,
                         group,
                         partitions,
-                        require_stable: true,
+                        require_stable,
                     },
                     out,
                 );
@@ -367,7 +381,7 @@ impl TxnApp {
                     .as_ref()
                     .map(|t| t.offsets.iter().map(|(&p, &o)| (p, o)).collect())
                     .unwrap_or_default();
-                let (generation, member) = (self.generation, self.spec.member);
+                let (_, group_metadata) = self.group_metadata();
                 self.send(
                     to,
                     None,
@@ -377,8 +391,7 @@ impl TxnApp {
                         producer_id,
                         producer_epoch,
                         group,
-                        generation,
-                        member,
+                        group_metadata,
                         offsets,
                     },
                     out,
@@ -390,6 +403,9 @@ impl TxnApp {
                         t.commit_sent = true;
                     }
                 }
+                // Transaction version 2 (KIP-890 part 2) came with Kafka 4.0, which
+                // no longer has Streams' `exactly_once`: only a v2 client speaks it.
+                let transaction_version_2 = self.config.exactly_once_v2;
                 self.send(
                     to,
                     None,
@@ -399,6 +415,7 @@ impl TxnApp {
                         producer_id,
                         producer_epoch,
                         commit,
+                        transaction_version_2,
                     },
                     out,
                 );
@@ -501,8 +518,18 @@ impl TxnApp {
             assigned: Vec::new(),
             error,
             offsets,
-            group: Some((self.spec.group, self.generation, self.spec.member)),
+            group: Some(self.group_metadata()),
         }
+    }
+
+    /// The group, and the generation and member id its commits carry (none before
+    /// KIP-447), for the history.
+    fn group_metadata(&self) -> (GroupId, Option<(Generation, MemberId)>) {
+        let metadata = (self.generation, self.spec.member);
+        (
+            self.spec.group,
+            self.config.exactly_once_v2.then_some(metadata),
+        )
     }
 
     /// The poll returned records: begin a transaction over them.
@@ -610,7 +637,7 @@ impl TxnApp {
                 assigned: self.inputs(),
                 error: None,
                 offsets: Vec::new(),
-                group: Some((self.spec.group, self.generation, self.spec.member)),
+                group: Some(self.group_metadata()),
             });
         }
     }
@@ -749,6 +776,11 @@ impl TxnApp {
                     self.meta.invalidate(p);
                 }
                 self.retry(now, error, out)
+            }
+            // The coordinator is completing the previous transaction: Kafka's client
+            // retries AddPartitionsToTxn after 20 ms instead of `retry.backoff.ms`.
+            ConcurrentTransactions if self.step == Step::AddPartitions => {
+                self.wake(now, CONCURRENT_TRANSACTIONS_BACKOFF_MS, out)
             }
             ConcurrentTransactions
             | UnstableOffsetCommit

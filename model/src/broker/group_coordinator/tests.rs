@@ -132,8 +132,7 @@ fn commit_request(
         producer_id: pid,
         producer_epoch: epoch,
         group: GROUP,
-        generation: Generation(generation),
-        member: MemberId(member),
+        group_metadata: Some((Generation(generation), MemberId(member))),
         offsets: vec![(DATA, Offset(offset))],
     }
 }
@@ -163,6 +162,7 @@ fn end_txn(
         producer_id: pid,
         producer_epoch: epoch,
         commit,
+        transaction_version_2: true,
     };
     match answer(b, request) {
         Message::EndTxnResponse {
