@@ -88,8 +88,10 @@ pub enum Fault {
         fresh_transactional_id: bool,
     },
     /// The next Produce request of application slot `slot`'s current instance is held
-    /// in the network (a stuck connection, a request queued behind a slow one) for
-    /// `ms` more than its normal latency: it may arrive after its transaction ended.
+    /// in the network (a stuck connection) for up to `ms`: it leaves when the hold ends
+    /// or when the instance sends its next request to the same partition (the
+    /// connection unblocks), so it may arrive after its transaction ended, just ahead
+    /// of the producer's next write there.
     DelayAppProduce { slot: u32, ms: u64 },
     /// No fault: the nemesis announces what it drew (the swarm parameters), for the
     /// fault timeline.

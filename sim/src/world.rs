@@ -90,6 +90,8 @@ enum Event {
         fresh_transactional_id: bool,
     },
     StopProducers,
+    /// An application instance's held produce request leaves (`DelayAppProduce`).
+    ReleaseHeld(usize),
     DrainCheck,
 }
 
@@ -123,6 +125,8 @@ pub struct World {
     app_slots: Vec<usize>,
     /// Per instance: extra latency for its next Produce request (`DelayAppProduce`).
     produce_delay_ms: BTreeMap<usize, u64>,
+    /// Per instance: its held produce request (receiver, request, partition).
+    held_produces: BTreeMap<usize, (NodeId, Message, Option<PartitionId>)>,
     /// Per instance: a stall (ms) armed to strike when it sends the request `when` names.
     armed_stalls: BTreeMap<usize, (StallWhen, u64)>,
     app_poll_interval_ms: u64,
@@ -268,6 +272,7 @@ impl World {
             app_life: Vec::new(),
             app_slots: vec![usize::MAX; workload.apps as usize],
             produce_delay_ms: BTreeMap::new(),
+            held_produces: BTreeMap::new(),
             armed_stalls: BTreeMap::new(),
             app_poll_interval_ms: workload.poll_interval_ms,
             app_seed,
@@ -661,6 +666,7 @@ impl World {
                 self.queue
                     .push(self.now.plus_ms(DRAIN_CHECK_MS), Event::DrainCheck);
             }
+            Event::ReleaseHeld(k) => self.release_held(k),
             Event::DrainCheck => self.drain_check(),
         }
         true
@@ -921,23 +927,49 @@ impl World {
 
     /// Put a message on the network: lost, delivered once, or (rarely) twice.
     fn transmit(&mut self, from: NodeId, to: NodeId, msg: Message) {
+        let delay = match (from, &msg) {
+            (NodeId::Client(c), Message::Produce { batches, .. }) => {
+                let Some(k) = self.app_index(c) else {
+                    return self.schedule_delivery(from, to, msg, SimTime::ZERO);
+                };
+                let partition = batches.first().map(|b| b.partition);
+                // A held request of this instance to the same partition leaves first.
+                if self.held_produces.get(&k).is_some_and(|h| h.2 == partition) {
+                    self.release_held(k);
+                }
+                if let Some(ms) = self.produce_delay_ms.remove(&k) {
+                    self.held_produces.insert(k, (to, msg, partition));
+                    self.queue.push(self.now.plus_ms(ms), Event::ReleaseHeld(k));
+                    return;
+                }
+                SimTime::ZERO
+            }
+            (
+                NodeId::Client(c),
+                Message::TxnOffsetCommit { .. } | Message::EndTxn { commit: true, .. },
+            ) => self.strike_armed_stall(c, &msg),
+            _ => SimTime::ZERO,
+        };
+        self.schedule_delivery(from, to, msg, delay);
+    }
+
+    /// Send a held produce request on its way (its hold ended, or the instance sent the
+    /// next request to the same partition).
+    fn release_held(&mut self, k: usize) {
+        if let Some((to, msg, _)) = self.held_produces.remove(&k) {
+            let from = NodeId::Client(self.apps[k].id);
+            self.schedule_delivery(from, to, msg, SimTime::ZERO);
+        }
+    }
+
+    /// Hand `msg` to the network, `delay` later than it would otherwise leave.
+    fn schedule_delivery(&mut self, from: NodeId, to: NodeId, msg: Message, delay: SimTime) {
         let incarnation = self.incarnation(to);
         let deliver = |msg| Event::Deliver {
             from,
             to,
             incarnation,
             msg: Box::new(msg),
-        };
-        let delay = match (from, &msg) {
-            (NodeId::Client(c), Message::Produce { .. }) => self
-                .app_index(c)
-                .and_then(|k| self.produce_delay_ms.remove(&k))
-                .map_or(SimTime::ZERO, SimTime::from_ms),
-            (
-                NodeId::Client(c),
-                Message::TxnOffsetCommit { .. } | Message::EndTxn { commit: true, .. },
-            ) => self.strike_armed_stall(c, &msg),
-            _ => SimTime::ZERO,
         };
         match self.network.schedule(self.now, from, to) {
             Delivery::Once(at) if delay > SimTime::ZERO => {
@@ -1198,7 +1230,7 @@ impl World {
                     return;
                 };
                 self.produce_delay_ms.insert(k, ms);
-                format!("the next produce request of app instance {k} (slot {slot}) is held {ms} ms in the network")
+                format!("the next produce request of app instance {k} (slot {slot}) is held up to {ms} ms in the network")
             }
             Fault::Announce(text) => text,
             Fault::CrashController(takeover_ms) => {

@@ -1056,6 +1056,13 @@ fn a_client_before_transaction_version_2_keeps_its_epoch_across_transactions() {
         Message::EndTxnResponse { result, .. } => assert_eq!(result, Ok(ProducerEpoch(e))),
         m => panic!("EndTxn: {m:?}"),
     }
-    assert_eq!(b.txn_state(TXN.id).unwrap().producer_epoch, ProducerEpoch(e));
-    assert_eq!(add_result(&mut b, e, false), Ok(()), "the same epoch goes on");
+    assert_eq!(
+        b.txn_state(TXN.id).unwrap().producer_epoch,
+        ProducerEpoch(e)
+    );
+    assert_eq!(
+        add_result(&mut b, e, false),
+        Ok(()),
+        "the same epoch goes on"
+    );
 }

@@ -154,10 +154,9 @@ pub struct TxnApp {
     inflight: BTreeMap<u64, (BrokerId, Option<PartitionId>)>,
     generation: Generation,
     producer: Option<(ProducerId, ProducerEpoch)>,
-    /// Next sequence per output partition under the current epoch, and the sequence
-    /// after the last acknowledged batch (where an aborted transaction rewinds to when
-    /// the epoch did not change).
-    sequences: BTreeMap<PartitionId, (Sequence, Sequence)>,
+    /// Next sequence per output partition under the current epoch. A sequence that
+    /// may have been sent is never given out again under the same epoch.
+    sequences: BTreeMap<PartitionId, Sequence>,
     positions: BTreeMap<PartitionId, Offset>,
     /// Records of the poll in progress.
     polled: BTreeMap<PartitionId, Vec<(Offset, Value)>>,
@@ -542,7 +541,7 @@ impl TxnApp {
             for _ in records {
                 self.value_counter += 1;
                 let value = self.spec.value_base + self.value_counter;
-                let seq = self.sequences.get(&output).map_or(0, |s| s.0);
+                let seq = self.sequences.get(&output).copied().unwrap_or(0);
                 batches
                     .entry(output)
                     .or_insert((seq, Vec::new(), None))
@@ -551,8 +550,7 @@ impl TxnApp {
             }
         }
         for (&p, b) in &batches {
-            let s = self.sequences.entry(p).or_insert((0, 0));
-            s.0 = b.0 + b.1.len() as Sequence;
+            self.sequences.insert(p, b.0 + b.1.len() as Sequence);
         }
         let offsets: BTreeMap<PartitionId, Offset> =
             reads.keys().map(|&p| (p, self.positions[&p])).collect();
@@ -975,8 +973,6 @@ impl TxnApp {
                         if let (Some(t), Some(p)) = (self.txn.as_mut(), partition) {
                             if let Some(b) = t.batches.get_mut(&p) {
                                 b.2 = Some(base);
-                                let acked = b.0 + b.1.len() as Sequence;
-                                self.sequences.entry(p).or_insert((acked, acked)).1 = acked;
                             }
                         }
                         if self.inflight.is_empty() {
@@ -1015,16 +1011,19 @@ impl TxnApp {
             } if self.take(correlation) => match result {
                 Ok(epoch) => {
                     let commit = self.step == Step::EndTxn { commit: true };
+                    // A batch of the aborted transaction without an answer may still
+                    // arrive: an epoch bump is what fences it (KIP-890 part 2 does it in
+                    // EndTxn; an older client asks InitProducerId for it, KIP-360).
+                    let unanswered = self
+                        .txn
+                        .as_ref()
+                        .is_some_and(|t| t.batches.values().any(|b| b.2.is_none()));
                     if let Some((_, current)) = self.producer.as_mut() {
                         if *current != epoch {
                             *current = epoch;
                             self.sequences.clear();
-                        } else if !commit {
-                            // Same epoch after an abort: the aborted batches' sequences
-                            // are given out again (their writes were not kept).
-                            for s in self.sequences.values_mut() {
-                                s.0 = s.1;
-                            }
+                        } else if !commit && unanswered && !self.config.exactly_once_v2 {
+                            self.producer = None;
                         }
                     }
                     if commit {
@@ -1036,6 +1035,8 @@ impl TxnApp {
                         // its generation moved on).
                         let next = if std::mem::take(&mut self.rejoin) {
                             Step::Join
+                        } else if self.producer.is_none() {
+                            Step::InitProducerId
                         } else {
                             Step::FetchOffsets
                         };
