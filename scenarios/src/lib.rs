@@ -51,6 +51,7 @@ pub struct Workload {
     /// Instances of the consume-transform-produce application (`orders` ->
     /// `processed-orders` with transactions; needs `output_partitions`, the
     /// transaction and offsets topics). 0: none.
+    #[serde(default)]
     pub apps: u32,
 }
 

@@ -127,6 +127,12 @@ fn every_listed_bug_is_accounted_for_here() {
         "no-idempotence-dedupe",
         "inflight-reorder",
         "dedup-window-1",
+        "no-producer-fencing",
+        "hanging-txn",
+        "late-write-joins-next-txn",
+        "no-txn-offset-generation-fence",
+        "no-require-stable",
+        "read-uncommitted-leak",
     ];
     for (name, _, _) in sim::run::bug_list() {
         assert!(
@@ -296,4 +302,85 @@ fn dedup_window_1_is_caught_by_idempotent_retry() {
     // older in-flight batch as out of order; the producer bumps its epoch and the batch
     // is appended again.
     caught("idempotent-retry", "dedup-window-1", 0..10, &["duplicate"]);
+}
+
+#[test]
+fn no_producer_fencing_is_caught_by_exactly_once_alpha() {
+    // Before KIP-447 only the producer epoch fences a zombie: a replacement whose
+    // InitProducerId neither bumps the epoch nor aborts the zombie's transaction reads
+    // the old offsets, shares the zombie's producer id and epoch, and the zombie's
+    // commit goes through.
+    caught(
+        "exactly-once-alpha",
+        "no-producer-fencing",
+        0..20,
+        &[
+            "eos-duplicate-output",
+            "lost-write",
+            "torn-transaction",
+            "poll-skip",
+            "G1a",
+        ],
+    );
+}
+
+#[test]
+fn hanging_txn_is_caught_by_hanging_transaction() {
+    // Before KIP-890 a produce request held past its transaction's abort is appended
+    // without asking the coordinator, and its records commit with a later transaction
+    // of the producer (or hang the last stable offset).
+    caught(
+        "hanging-transaction",
+        "hanging-txn",
+        0..5,
+        &["G1a", "lso-stuck", "unseen"],
+    );
+}
+
+#[test]
+fn late_write_joins_next_txn_is_caught_by_hanging_transaction() {
+    // With verification but no epoch bump per transaction (KIP-890 part 1 only), the
+    // held write of an aborted transaction passes verification once the producer's
+    // next transaction added the partition, and commits with it.
+    caught(
+        "hanging-transaction",
+        "late-write-joins-next-txn",
+        0..5,
+        &["G1a", "torn-transaction"],
+    );
+}
+
+#[test]
+fn no_txn_offset_generation_fence_is_caught_by_exactly_once() {
+    // Before KIP-447 a transactional offset commit of an old generation is accepted.
+    caught(
+        "exactly-once",
+        "no-txn-offset-generation-fence",
+        0..5,
+        &["zombie-commit", "eos-duplicate-output"],
+    );
+}
+
+#[test]
+fn no_require_stable_is_caught_by_exactly_once() {
+    // A replacement that reads the committed offsets while the stalled instance's
+    // transactional commit is pending reprocesses what that instance then commits.
+    caught(
+        "exactly-once",
+        "no-require-stable",
+        0..40,
+        &["eos-duplicate-output"],
+    );
+}
+
+#[test]
+fn read_uncommitted_leak_is_caught_by_exactly_once() {
+    // read_committed consumers served past the last stable offset read records of
+    // transactions that then abort.
+    caught(
+        "exactly-once",
+        "read-uncommitted-leak",
+        0..10,
+        &["G1a", "eos-duplicate-output"],
+    );
 }

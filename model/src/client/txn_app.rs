@@ -1112,3 +1112,292 @@ fn is_retriable(e: ErrorCode) -> bool {
             | UnstableOffsetCommit
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::{FetchData, ProduceResult, Record};
+    use crate::types::Epoch;
+
+    const GROUP: GroupId = GroupId(0);
+
+    fn config() -> Config {
+        Config {
+            partitions: 2,
+            output_partitions: 1,
+            transaction_state_partitions: 1,
+            offsets_topic_partitions: 1,
+            ..Config::default()
+        }
+    }
+
+    fn app() -> TxnApp {
+        let spec = AppSpec {
+            group: GROUP,
+            slot: 0,
+            slots: 1,
+            member: MemberId(1),
+            transactional_id: TxnId(0),
+            poll_interval_ms: 100,
+            process_base: 7,
+            process_stride: 100,
+            value_base: 1_000,
+        };
+        TxnApp::new(ClientId(0), &config(), spec, 1)
+    }
+
+    /// A fake cluster: broker 0 leads everything and answers every request of `out`
+    /// successfully (input partition 0 holds two records at offsets 5 and 6); the app
+    /// handles the answers. Returns the history events recorded meanwhile.
+    fn serve(app: &mut TxnApp, out: &mut Outbox, rounds: usize) -> Vec<HistoryEvent> {
+        let mut history = Vec::new();
+        for _ in 0..rounds {
+            if out.messages.is_empty() {
+                // Waiting on a timer (a retry, the next poll): fire it.
+                app.handle_timeout(SimTime::from_ms(1), Timer::Workload, out);
+            }
+            let requests: Vec<Message> = out.messages.drain(..).map(|(_, m)| m).collect();
+            history.append(&mut out.history);
+            for request in requests {
+                if let Some(answer) = answer(request) {
+                    app.handle_message(
+                        SimTime::from_ms(1),
+                        NodeId::Broker(BrokerId(0)),
+                        answer,
+                        out,
+                    );
+                }
+            }
+        }
+        history.append(&mut out.history);
+        history
+    }
+
+    fn answer(request: Message) -> Option<Message> {
+        let record = |value| Record {
+            value,
+            epoch: Epoch(1),
+            producer: None,
+            control: None,
+            txn_state: None,
+        };
+        Some(match request {
+            Message::MetadataRequest { correlation } => Message::MetadataResponse {
+                correlation,
+                partitions: (0..5)
+                    .map(|p| (PartitionId(p), Some(BrokerId(0)), Epoch(1)))
+                    .collect(),
+            },
+            Message::JoinGroup { correlation, .. } => Message::JoinGroupResponse {
+                correlation,
+                result: Ok(Generation(3)),
+            },
+            Message::InitProducerId { correlation, .. } => Message::InitProducerIdResponse {
+                correlation,
+                result: Ok((ProducerId(9), ProducerEpoch(0))),
+            },
+            Message::OffsetFetch { correlation, .. } => Message::OffsetFetchResponse {
+                correlation,
+                result: Ok(vec![(PartitionId(0), Some(Offset(5)))]),
+            },
+            Message::Fetch {
+                correlation,
+                partition,
+                fetch_offset,
+                ..
+            } => Message::FetchResponse {
+                correlation,
+                partition,
+                result: Ok(FetchData {
+                    leader_epoch: Epoch(1),
+                    base_offset: fetch_offset,
+                    records: if partition == PartitionId(0) && fetch_offset == Offset(5) {
+                        vec![record(50), record(60)]
+                    } else {
+                        Vec::new()
+                    },
+                    high_watermark: Some(Offset(7)),
+                    log_end_offset: Offset(7),
+                    last_stable_offset: Some(Offset(7)),
+                    aborted: Vec::new(),
+                }),
+            },
+            Message::AddPartitionsToTxn { correlation, .. }
+            | Message::AddOffsetsToTxn { correlation, .. } => Message::TxnResponse {
+                correlation,
+                result: Ok(()),
+            },
+            Message::Produce {
+                correlation,
+                batches,
+                ..
+            } => Message::ProduceResponse {
+                correlation,
+                results: vec![ProduceResult {
+                    partition: batches[0].partition,
+                    result: Ok(Offset(40)),
+                }],
+            },
+            Message::TxnOffsetCommit { correlation, .. } => Message::TxnOffsetCommitResponse {
+                correlation,
+                result: Ok(()),
+            },
+            Message::EndTxn {
+                correlation,
+                producer_epoch,
+                ..
+            } => Message::EndTxnResponse {
+                correlation,
+                result: Ok(ProducerEpoch(producer_epoch.0 + 1)),
+            },
+            _ => return None,
+        })
+    }
+
+    /// Start the app and let it run until its first transaction's EndTxn is sent.
+    fn until_commit_sent(app: &mut TxnApp, out: &mut Outbox) -> Vec<HistoryEvent> {
+        app.start(SimTime::ZERO, out);
+        app.handle_timeout(SimTime::from_ms(100), Timer::Workload, out);
+        let mut history = Vec::new();
+        while !out
+            .messages
+            .iter()
+            .any(|(_, m)| matches!(m, Message::EndTxn { .. }))
+        {
+            history.extend(serve(app, out, 1));
+            assert!(history.len() < 50, "no transaction reached EndTxn");
+        }
+        history
+    }
+
+    #[test]
+    fn a_committed_transaction_records_its_reads_sends_and_offsets() {
+        let (mut app, mut out) = (app(), Outbox::default());
+        let mut history = until_commit_sent(&mut app, &mut out);
+        let commit = out.messages.iter().find_map(|(_, m)| match m {
+            Message::EndTxn {
+                commit,
+                producer_epoch,
+                transaction_version_2,
+                ..
+            } => Some((*commit, *producer_epoch, *transaction_version_2)),
+            _ => None,
+        });
+        assert_eq!(commit, Some((true, ProducerEpoch(0), true)));
+        history.extend(serve(&mut app, &mut out, 1));
+        let kinds: Vec<(OpKind, Outcome)> = history.iter().map(|e| (e.kind, e.outcome)).collect();
+        assert_eq!(
+            kinds,
+            [
+                (OpKind::Assign, Outcome::Invoke),
+                (OpKind::Assign, Outcome::Ok),
+                (OpKind::Txn, Outcome::Invoke),
+                (OpKind::Txn, Outcome::Ok),
+            ]
+        );
+        let ok = &history[3];
+        let output = PartitionId(2);
+        assert_eq!(
+            ok.mops,
+            vec![
+                MicroOp::Poll {
+                    reads: Some(vec![(
+                        PartitionId(0),
+                        vec![(Offset(5), 50), (Offset(6), 60)]
+                    )])
+                },
+                MicroOp::Send {
+                    partition: output,
+                    value: 1_001,
+                    offset: Some(Offset(40))
+                },
+                MicroOp::Send {
+                    partition: output,
+                    value: 1_002,
+                    offset: Some(Offset(41))
+                },
+            ]
+        );
+        assert_eq!(
+            ok.offsets,
+            vec![(PartitionId(0), Offset(7))],
+            "the next offset to read"
+        );
+        assert_eq!(ok.group, Some((GROUP, Some((Generation(3), MemberId(1))))));
+        assert_eq!(app.stats.committed, 1);
+        assert_eq!(
+            app.producer,
+            Some((ProducerId(9), ProducerEpoch(1))),
+            "KIP-890: next epoch"
+        );
+        assert!(
+            app.sequences.is_empty(),
+            "a new epoch restarts the sequences"
+        );
+    }
+
+    #[test]
+    fn a_crash_is_unknown_once_the_commit_was_sent_and_an_abort_before() {
+        let (mut app, mut out) = (app(), Outbox::default());
+        until_commit_sent(&mut app, &mut out);
+        app.crash(&mut out);
+        let last = out.history.last().expect("the open transaction completes");
+        assert_eq!((last.kind, last.outcome), (OpKind::Txn, Outcome::Info));
+        assert_eq!(last.error, Some("CLIENT_CRASHED"));
+
+        let (mut app, mut out) = (self::app(), Outbox::default());
+        app.start(SimTime::ZERO, &mut out);
+        app.handle_timeout(SimTime::from_ms(100), Timer::Workload, &mut out);
+        while !out
+            .messages
+            .iter()
+            .any(|(_, m)| matches!(m, Message::TxnOffsetCommit { .. }))
+        {
+            serve(&mut app, &mut out, 1);
+        }
+        out.history.clear();
+        app.crash(&mut out);
+        assert_eq!(
+            out.history[0].outcome,
+            Outcome::Fail,
+            "only our EndTxn(commit) could commit"
+        );
+    }
+
+    #[test]
+    fn a_fenced_instance_aborts_and_exits() {
+        let (mut app, mut out) = (app(), Outbox::default());
+        app.start(SimTime::ZERO, &mut out);
+        app.handle_timeout(SimTime::from_ms(100), Timer::Workload, &mut out);
+        let mut commit = None;
+        for _ in 0..20 {
+            if commit.is_some() {
+                break;
+            }
+            commit = out.messages.iter().find_map(|(_, m)| match m {
+                Message::TxnOffsetCommit { correlation, .. } => Some(*correlation),
+                _ => None,
+            });
+            if commit.is_none() {
+                serve(&mut app, &mut out, 1);
+            }
+        }
+        out.messages.clear();
+        out.history.clear();
+        let fenced = Message::TxnOffsetCommitResponse {
+            correlation: commit.unwrap(),
+            result: Err(ErrorCode::FencedInstanceId),
+        };
+        app.handle_message(
+            SimTime::from_ms(2),
+            NodeId::Broker(BrokerId(0)),
+            fenced,
+            &mut out,
+        );
+        assert!(app.exited);
+        assert_eq!(app.stats.fenced, 1);
+        assert_eq!(out.history[0].outcome, Outcome::Fail);
+        assert_eq!(out.history[0].error, Some("FENCED_INSTANCE_ID"));
+        assert!(out.messages.is_empty(), "a zombie sends nothing more");
+    }
+}
