@@ -997,11 +997,13 @@ impl World {
         let Some(k) = self.app_index(c) else {
             return SimTime::ZERO;
         };
-        let strikes = match (self.armed_stalls.get(&k), msg) {
-            (Some((StallWhen::BeforeOffsetCommit, _)), Message::TxnOffsetCommit { .. }) => true,
-            (Some((StallWhen::BeforeCommit, _)), Message::EndTxn { .. }) => true,
-            _ => false,
-        };
+        let strikes = matches!(
+            (self.armed_stalls.get(&k), msg),
+            (
+                Some((StallWhen::BeforeOffsetCommit, _)),
+                Message::TxnOffsetCommit { .. }
+            ) | (Some((StallWhen::BeforeCommit, _)), Message::EndTxn { .. })
+        );
         if !strikes {
             return SimTime::ZERO;
         }
