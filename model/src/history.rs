@@ -50,7 +50,31 @@ pub struct HistoryEvent {
     /// For `txn`: the input offsets committed inside the transaction (the next offset
     /// to consume per input partition), as `sendOffsetsToTransaction` sent them.
     pub offsets: Vec<(PartitionId, Offset)>,
-    /// The consumer group the operation ran under, with the generation and member id
-    /// when its commits carry them (KIP-447).
-    pub group: Option<(GroupId, Option<(Generation, MemberId)>)>,
+    /// The consumer group the operation ran under.
+    pub group: Option<GroupMetadata>,
+}
+
+/// The consumer group an operation ran under, with the generation and member id when
+/// its commits carry them (KIP-447).
+pub type GroupMetadata = (GroupId, Option<(Generation, MemberId)>);
+
+impl HistoryEvent {
+    /// An `assign` operation (a client setting its own assignment, or seeking), which
+    /// completes at once: its invoke and its ok.
+    pub fn assign(
+        process: u64,
+        assigned: Vec<PartitionId>,
+        group: Option<GroupMetadata>,
+    ) -> [HistoryEvent; 2] {
+        [Outcome::Invoke, Outcome::Ok].map(|outcome| HistoryEvent {
+            process,
+            outcome,
+            kind: OpKind::Assign,
+            mops: Vec::new(),
+            assigned: assigned.clone(),
+            error: None,
+            offsets: Vec::new(),
+            group,
+        })
+    }
 }

@@ -321,18 +321,12 @@ fn stats_lines(out: &mut String, stats: &RunStats) {
         );
     }
     if let Some(t) = stats.transactions {
-        let _ = writeln!(
-            out,
-            "transactions: {} committed, {} aborted, {} unknown over {} app instances; {} inputs consumed, {} outputs committed; {} times a zombie was fenced; exactly-once {}",
-            t.committed,
-            t.aborted,
-            t.unknown,
-            t.instances,
-            t.inputs_consumed,
-            t.outputs_committed,
-            t.zombies_fenced,
-            if t.exactly_once_held { "held" } else { "BROKEN" }
-        );
+        let held = if t.exactly_once_held {
+            "held"
+        } else {
+            "BROKEN"
+        };
+        let _ = writeln!(out, "transactions: {}; exactly-once {held}", t.figures());
     }
 }
 

@@ -143,21 +143,15 @@ fn failover(out: &mut String, result: &RunResult) {
         );
     }
     if let Some(t) = stats.transactions {
+        let held = if t.exactly_once_held {
+            "held: no duplicate or lost output, no aborted or uncommitted read"
+        } else {
+            "BROKEN (see the anomalies)"
+        };
         let _ = writeln!(
             out,
-            "- exactly-once processing: {} transactions committed, {} aborted, {} of unknown outcome, over {} application instances (restarts and replacements included); {} input records consumed and {} output records committed by committed transactions; zombies fenced {} times (producer epoch or group generation); exactly-once {}\n",
-            t.committed,
-            t.aborted,
-            t.unknown,
-            t.instances,
-            t.inputs_consumed,
-            t.outputs_committed,
-            t.zombies_fenced,
-            if t.exactly_once_held {
-                "held: no duplicate or lost output, no aborted or uncommitted read"
-            } else {
-                "BROKEN (see the anomalies)"
-            }
+            "- exactly-once processing: {}; exactly-once {held}\n",
+            t.figures()
         );
     }
 }

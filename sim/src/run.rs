@@ -98,6 +98,22 @@ pub struct TxnSummary {
     pub exactly_once_held: bool,
 }
 
+impl TxnSummary {
+    /// The figures, for the summary line and the report.
+    pub fn figures(&self) -> String {
+        format!(
+            "{} transactions committed, {} aborted, {} of unknown outcome, over {} application instances (restarts and replacements included); {} input records consumed and {} output records committed by committed transactions; zombies fenced {} times (producer epoch or group generation)",
+            self.committed,
+            self.aborted,
+            self.unknown,
+            self.instances,
+            self.inputs_consumed,
+            self.outputs_committed,
+            self.zombies_fenced,
+        )
+    }
+}
+
 /// The anomalies that break exactly-once processing or transactional isolation.
 pub const EXACTLY_ONCE_KINDS: &[&str] = &[
     "eos-duplicate-output",

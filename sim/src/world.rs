@@ -392,6 +392,12 @@ impl World {
         self.with_outbox(NodeId::Client(id), |w, out| w.apps[k].start(now, out));
     }
 
+    /// The current instance of application `slot`, unless it crashed.
+    fn live_app(&self, slot: u32) -> Option<usize> {
+        let &k = self.app_slots.get(slot as usize)?;
+        (!self.app_life[k].down).then_some(k)
+    }
+
     /// What the application instances did, summed.
     pub fn app_stats(&self) -> AppStats {
         self.apps
@@ -1177,12 +1183,9 @@ impl World {
                 restart_after_ms,
                 fresh_transactional_id,
             } => {
-                let Some(&k) = self.app_slots.get(slot as usize) else {
+                let Some(k) = self.live_app(slot) else {
                     return;
                 };
-                if self.app_life[k].down {
-                    return;
-                }
                 let id = self.apps[k].id;
                 self.with_outbox(NodeId::Client(id), |w, out| w.apps[k].crash(out));
                 self.app_life[k].down = true;
@@ -1202,12 +1205,9 @@ impl World {
                 replace_after_ms,
                 fresh_transactional_id,
             } => {
-                let Some(&k) = self.app_slots.get(slot as usize) else {
+                let Some(k) = self.live_app(slot) else {
                     return;
                 };
-                if self.app_life[k].down {
-                    return;
-                }
                 self.stats.pauses += 1;
                 if when == StallWhen::Now {
                     self.app_life[k].paused_until = Some(self.now.plus_ms(ms));
@@ -1228,7 +1228,7 @@ impl World {
                 }
             }
             Fault::DelayAppProduce { slot, ms } => {
-                let Some(&k) = self.app_slots.get(slot as usize) else {
+                let Some(k) = self.live_app(slot) else {
                     return;
                 };
                 self.produce_delay_ms.insert(k, ms);

@@ -105,17 +105,8 @@ impl Consumer {
     }
 
     fn record_assignment(&self, assigned: Vec<PartitionId>, out: &mut Outbox) {
-        for outcome in [Outcome::Invoke, Outcome::Ok] {
-            out.record(HistoryEvent {
-                process: self.process,
-                outcome,
-                kind: OpKind::Assign,
-                mops: Vec::new(),
-                assigned: assigned.clone(),
-                error: None,
-                offsets: Vec::new(),
-                group: None,
-            });
+        for event in HistoryEvent::assign(self.process, assigned, None) {
+            out.record(event);
         }
     }
 

@@ -46,7 +46,7 @@
 use super::consumer::in_aborted_txn;
 use super::metadata::MetadataCache;
 use crate::config::Config;
-use crate::history::{HistoryEvent, MicroOp, OpKind, Outcome};
+use crate::history::{GroupMetadata, HistoryEvent, MicroOp, OpKind, Outcome};
 use crate::message::{ErrorCode, Message, ProduceBatch, ProducerStamp};
 use crate::outbox::{Outbox, Timer};
 use crate::rng::ModelRng;
@@ -523,7 +523,7 @@ impl TxnApp {
 
     /// The group, and the generation and member id its commits carry (none before
     /// KIP-447), for the history.
-    fn group_metadata(&self) -> (GroupId, Option<(Generation, MemberId)>) {
+    fn group_metadata(&self) -> GroupMetadata {
         let metadata = (self.generation, self.spec.member);
         (
             self.spec.group,
@@ -626,17 +626,9 @@ impl TxnApp {
 
     /// Record that consumption (re)starts from the committed offsets.
     fn record_seek(&self, out: &mut Outbox) {
-        for outcome in [Outcome::Invoke, Outcome::Ok] {
-            out.record(HistoryEvent {
-                process: self.process,
-                outcome,
-                kind: OpKind::Assign,
-                mops: Vec::new(),
-                assigned: self.inputs(),
-                error: None,
-                offsets: Vec::new(),
-                group: Some(self.group_metadata()),
-            });
+        let group = Some(self.group_metadata());
+        for event in HistoryEvent::assign(self.process, self.inputs(), group) {
+            out.record(event);
         }
     }
 
