@@ -665,15 +665,38 @@ fn hanging_transaction_config() -> Config {
 
 /// Every 3-7 s, one app slot's next produce request is held 2.5-12 s: longer than its
 /// time-out, so the transaction is aborted first, and it arrives after the abort
-/// marker, or even after the next transaction of the same producer began.
-fn hanging_transaction(_: &Config, phases: &Phases, draw: &mut dyn Draw) -> Vec<FaultEvent> {
+/// marker, just ahead of the producer's next write to that partition. In one episode
+/// in three the instance crashes just after that abort and its replacement takes a
+/// fresh `transactional.id`, and the request is held for its whole time: nothing of the
+/// old producer id follows the held write, so if it were appended its transaction
+/// would never end.
+fn hanging_transaction(config: &Config, phases: &Phases, draw: &mut dyn Draw) -> Vec<FaultEvent> {
     let mut events = Vec::new();
     let end = phases.heal_at.as_ms().saturating_sub(4_000);
     let mut t = draw.between(2_000, 4_000);
     while t < end {
         let slot = draw.below(2) as u32;
         let ms = draw.between(2_500, 12_000);
-        events.push(at(t, Fault::DelayAppProduce { slot, ms }));
+        let crash = draw.chance(1, 3);
+        events.push(at(
+            t,
+            Fault::DelayAppProduce {
+                slot,
+                ms,
+                release_with_next: !crash,
+            },
+        ));
+        if crash {
+            let after_abort = config.request_timeout_ms + draw.between(300, 600);
+            events.push(at(
+                t + after_abort,
+                Fault::AppCrash {
+                    slot,
+                    restart_after_ms: draw.between(500, 2_000),
+                    fresh_transactional_id: true,
+                },
+            ));
+        }
         t += draw.between(3_000, 7_000);
     }
     events

@@ -88,11 +88,15 @@ pub enum Fault {
         fresh_transactional_id: bool,
     },
     /// The next Produce request of application slot `slot`'s current instance is held
-    /// in the network (a stuck connection) for up to `ms`: it leaves when the hold ends
-    /// or when the instance sends its next request to the same partition (the
-    /// connection unblocks), so it may arrive after its transaction ended, just ahead
-    /// of the producer's next write there.
-    DelayAppProduce { slot: u32, ms: u64 },
+    /// in the network (a stuck connection) for `ms`, so it may arrive after its
+    /// transaction ended. With `release_with_next`, it leaves earlier, when the
+    /// instance sends its next request to the same partition (the connection
+    /// unblocks): just ahead of the producer's next write there.
+    DelayAppProduce {
+        slot: u32,
+        ms: u64,
+        release_with_next: bool,
+    },
     /// No fault: the nemesis announces what it drew (the swarm parameters), for the
     /// fault timeline.
     Announce(String),

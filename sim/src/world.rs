@@ -123,9 +123,11 @@ pub struct World {
     app_life: Vec<NodeLife>,
     /// The current instance of each application slot.
     app_slots: Vec<usize>,
-    /// Per instance: extra latency for its next Produce request (`DelayAppProduce`).
-    produce_delay_ms: BTreeMap<usize, u64>,
-    /// Per instance: its held produce request (receiver, request, partition).
+    /// Per instance: the hold of its next Produce request (`DelayAppProduce`): ms, and
+    /// whether its next request to the same partition releases it.
+    produce_delay_ms: BTreeMap<usize, (u64, bool)>,
+    /// Per instance: its held produce request (receiver, request, the partition whose
+    /// next request releases it).
     held_produces: BTreeMap<usize, (NodeId, Message, Option<PartitionId>)>,
     /// Per instance: a stall (ms) armed to strike when it sends the request `when` names.
     armed_stalls: BTreeMap<usize, (StallWhen, u64)>,
@@ -940,11 +942,16 @@ impl World {
                 };
                 let partition = batches.first().map(|b| b.partition);
                 // A held request of this instance to the same partition leaves first.
-                if self.held_produces.get(&k).is_some_and(|h| h.2 == partition) {
+                if self
+                    .held_produces
+                    .get(&k)
+                    .is_some_and(|h| h.2.is_some() && h.2 == partition)
+                {
                     self.release_held(k);
                 }
-                if let Some(ms) = self.produce_delay_ms.remove(&k) {
-                    self.held_produces.insert(k, (to, msg, partition));
+                if let Some((ms, release_with_next)) = self.produce_delay_ms.remove(&k) {
+                    let release_by = partition.filter(|_| release_with_next);
+                    self.held_produces.insert(k, (to, msg, release_by));
                     self.queue.push(self.now.plus_ms(ms), Event::ReleaseHeld(k));
                     return;
                 }
@@ -1227,12 +1234,16 @@ impl World {
                     format!("stall app instance {k} (slot {slot}) for {ms} ms ({when:?})")
                 }
             }
-            Fault::DelayAppProduce { slot, ms } => {
+            Fault::DelayAppProduce {
+                slot,
+                ms,
+                release_with_next,
+            } => {
                 let Some(k) = self.live_app(slot) else {
                     return;
                 };
-                self.produce_delay_ms.insert(k, ms);
-                format!("the next produce request of app instance {k} (slot {slot}) is held up to {ms} ms in the network")
+                self.produce_delay_ms.insert(k, (ms, release_with_next));
+                format!("the next produce request of app instance {k} (slot {slot}) is held {}{ms} ms in the network", if release_with_next { "up to " } else { "" })
             }
             Fault::Announce(text) => text,
             Fault::CrashController(takeover_ms) => {
