@@ -668,4 +668,151 @@ mod tests {
             NO_FAULTS,
         );
     }
+
+    mod properties {
+        use super::*;
+        use proptest::collection::btree_map;
+        use proptest::prelude::*;
+
+        /// The generation the properties assign; random claims are older.
+        const GENERATION: Generation = Generation(4);
+
+        /// Up to 10 partitions and 1 to 5 members with random (overlapping) claims of
+        /// random generations, some to partitions the topic does not have, some static.
+        fn group() -> impl Strategy<Value = (Vec<PartitionId>, Vec<MemberSubscription>)> {
+            let member = (
+                proptest::option::of(0u32..4),
+                any::<u16>(),
+                any::<u16>(),
+                proptest::option::of(0u32..4),
+            );
+            (0u32..10, btree_map(0u64..16, member, 1..6)).prop_map(|(n, members)| {
+                let members = members
+                    .into_iter()
+                    .map(|(id, (instance, a, b, generation))| MemberSubscription {
+                        member: MemberId(id),
+                        instance,
+                        // Two masks and-ed: each member claims about a quarter.
+                        owned: (0..12)
+                            .filter(|p| (a & b) & (1 << p) != 0)
+                            .map(PartitionId)
+                            .collect(),
+                        owned_generation: generation.map(Generation),
+                    })
+                    .collect();
+                (topic(n), members)
+            })
+        }
+
+        /// The believed owner of `p`, computed independently: the only claimant of the
+        /// newest generation among its claims.
+        fn trusted_owner(p: PartitionId, members: &[MemberSubscription]) -> Option<MemberId> {
+            let claims: Vec<&MemberSubscription> =
+                members.iter().filter(|m| m.owned.contains(&p)).collect();
+            let newest = claims.iter().map(|m| m.owned_generation).max()?;
+            let mut at_newest = claims.iter().filter(|m| m.owned_generation == newest);
+            match (at_newest.next(), at_newest.next()) {
+                (Some(m), None) => Some(m.member),
+                _ => None,
+            }
+        }
+
+        fn counts(a: &BTreeMap<MemberId, Vec<PartitionId>>) -> BTreeMap<PartitionId, usize> {
+            let mut counts = BTreeMap::new();
+            for p in a.values().flatten() {
+                *counts.entry(*p).or_insert(0) += 1;
+            }
+            counts
+        }
+
+        fn is_balanced(a: &BTreeMap<MemberId, Vec<PartitionId>>) -> bool {
+            let sizes = a.values().map(Vec::len);
+            sizes.clone().max().unwrap_or(0) - sizes.min().unwrap_or(0) <= 1
+        }
+
+        fn exactly_once(a: &BTreeMap<MemberId, Vec<PartitionId>>, topic: &[PartitionId]) -> bool {
+            let counts = counts(a);
+            counts.len() == topic.len() && topic.iter().all(|p| counts.get(p) == Some(&1))
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(96))]
+
+            #[test]
+            fn no_partition_goes_to_two_members((topic, members) in group()) {
+                for assignor in Assignor::ALL {
+                    let a = assign(assignor, &topic, &members, GENERATION, NO_FAULTS);
+                    prop_assert_eq!(a.len(), members.len());
+                    prop_assert!(counts(&a).values().all(|&c| c == 1), "{:?}: {:?}", assignor, a);
+                }
+            }
+
+            #[test]
+            fn eager_assignors_give_out_every_partition_once_balanced((topic, members) in group()) {
+                for assignor in [Assignor::Range, Assignor::RoundRobin] {
+                    let a = assign(assignor, &topic, &members, GENERATION, NO_FAULTS);
+                    prop_assert!(exactly_once(&a, &topic), "{:?}: {:?}", assignor, a);
+                    prop_assert!(is_balanced(&a), "{:?}: {:?}", assignor, a);
+                }
+            }
+
+            #[test]
+            fn the_result_does_not_depend_on_the_members_order((topic, members) in group()) {
+                let reversed: Vec<MemberSubscription> = members.iter().rev().cloned().collect();
+                for assignor in Assignor::ALL {
+                    prop_assert_eq!(
+                        assign(assignor, &topic, &members, GENERATION, NO_FAULTS),
+                        assign(assignor, &topic, &reversed, GENERATION, NO_FAULTS)
+                    );
+                }
+            }
+
+            #[test]
+            fn cooperative_never_gives_a_partition_another_member_owns((topic, members) in group()) {
+                let a = assign(Assignor::CooperativeSticky, &topic, &members, GENERATION, NO_FAULTS);
+                for (member, list) in &a {
+                    for &p in list {
+                        let claimed = members.iter().any(|m| m.owned.contains(&p));
+                        let owner = trusted_owner(p, &members);
+                        // Owned by another, or claimed in one generation by several.
+                        prop_assert!(!claimed || owner == Some(*member), "{:?} to {:?}: {:?}", p, member, a);
+                    }
+                }
+            }
+
+            #[test]
+            fn cooperative_keeps_what_balance_allows((topic, members) in group()) {
+                // Stickiness: a believed owner keeps at least floor(n/m) of what it owns.
+                let a = assign(Assignor::CooperativeSticky, &topic, &members, GENERATION, NO_FAULTS);
+                let quota_min = topic.len() / members.len();
+                for m in &members {
+                    let owned = topic.iter().filter(|&&p| trusted_owner(p, &members) == Some(m.member)).count();
+                    let kept = a[&m.member].iter().filter(|&&p| trusted_owner(p, &members) == Some(m.member)).count();
+                    prop_assert!(kept >= owned.min(quota_min), "{:?} kept {} of {}: {:?}", m.member, kept, owned, a);
+                }
+            }
+
+            #[test]
+            fn cooperative_converges_in_two_rounds((topic, members) in group()) {
+                let first = assign(Assignor::CooperativeSticky, &topic, &members, GENERATION, NO_FAULTS);
+                let next = Generation(GENERATION.0 + 1);
+                let rejoined = after(&members, &first, GENERATION);
+                let second = assign(Assignor::CooperativeSticky, &topic, &rejoined, next, NO_FAULTS);
+                prop_assert!(exactly_once(&second, &topic), "{:?} then {:?}", first, second);
+                prop_assert!(is_balanced(&second), "{:?} then {:?}", first, second);
+                for (member, list) in &first {
+                    prop_assert!(list.iter().all(|p| second[member].contains(p)), "round two moves nothing");
+                }
+            }
+
+            #[test]
+            fn assign_before_revoke_is_complete_in_one_round((topic, members) in group()) {
+                // What the bug trades safety for: no follow-up rebalance is needed.
+                let faults = AssignorFaults { assign_before_revoke: true, ..NO_FAULTS };
+                let a = assign(Assignor::CooperativeSticky, &topic, &members, GENERATION, faults);
+                prop_assert!(exactly_once(&a, &topic), "{:?}", a);
+                prop_assert!(is_balanced(&a), "{:?}", a);
+            }
+        }
+    }
 }
