@@ -1,7 +1,9 @@
 //! Clients: the producer (batching, idempotence, retries, timeouts), the assign-mode
 //! consumer and the transactional consume-transform-produce application. Each records its operations as history events.
+//! `group` holds the consumer group leader's partition assignors (pure functions).
 
 pub mod consumer;
+pub mod group;
 pub mod metadata;
 pub mod producer;
 pub mod txn_app;
