@@ -275,16 +275,7 @@ impl TxnApp {
         }
         let id = self.spec.transactional_id;
         let group = self.spec.group;
-        let coordinator = match self.step {
-            Step::Join | Step::FetchOffsets | Step::CommitOffsets => {
-                Some(self.config.consumer_offsets_partition(group))
-            }
-            Step::InitProducerId | Step::AddPartitions | Step::AddOffsets | Step::EndTxn { .. } => {
-                Some(self.config.transaction_state_partition(id))
-            }
-            Step::Poll | Step::Produce | Step::Done => None,
-        };
-        let to = match coordinator {
+        let to = match self.coordinator_partition() {
             Some(p) => match self.leader_or_refresh(now, p, out) {
                 Some(b) => b,
                 None => return self.wake(now, self.config.retry_backoff_ms, out),
@@ -420,6 +411,24 @@ impl TxnApp {
                 );
             }
             Step::Done => {}
+        }
+    }
+
+    /// The internal partition whose leader coordinates the current step: the group's
+    /// `__consumer_offsets` partition or the `__transaction_state` partition of our
+    /// `transactional.id` (`None` for steps that talk to data partitions).
+    fn coordinator_partition(&self) -> Option<PartitionId> {
+        match self.step {
+            Step::Join | Step::FetchOffsets | Step::CommitOffsets => {
+                Some(self.config.consumer_offsets_partition(self.spec.group))
+            }
+            Step::InitProducerId | Step::AddPartitions | Step::AddOffsets | Step::EndTxn { .. } => {
+                Some(
+                    self.config
+                        .transaction_state_partition(self.spec.transactional_id),
+                )
+            }
+            Step::Poll | Step::Produce | Step::Done => None,
         }
     }
 
@@ -649,34 +658,38 @@ impl TxnApp {
             t.error.get_or_insert(error.name());
             if t.commit_sent {
                 // Asked to commit and told something else: the outcome is unknown.
-                return self.restart(now, Outcome::Info, out);
+                self.give_up_txn(error.name(), out);
+                return self.restart(now, out);
             }
         }
         self.go(now, Step::EndTxn { commit: false }, out);
     }
 
-    /// Our producer or group membership was fenced: end the transaction as `outcome`
-    /// and start over from JoinGroup (which tells a zombie it is one).
-    fn restart(&mut self, now: SimTime, outcome: Outcome, out: &mut Outbox) {
+    /// Record the open transaction as ended without our knowing how: only our own
+    /// EndTxn(commit) can commit it, so it is certainly aborted (`fail`) if we never
+    /// sent one, and unknown (`info`) if we did.
+    fn give_up_txn(&mut self, error: &'static str, out: &mut Outbox) {
+        let Some(t) = self.txn.as_mut() else { return };
+        t.error.get_or_insert(error);
+        let outcome = if t.commit_sent {
+            Outcome::Info
+        } else {
+            Outcome::Fail
+        };
         self.complete_txn(outcome, out);
+    }
+
+    /// Our producer or group membership was fenced, or our transaction taken from us:
+    /// start over from JoinGroup (which tells a zombie it is one).
+    fn restart(&mut self, now: SimTime, out: &mut Outbox) {
         self.producer = None;
         self.go(now, Step::Join, out);
     }
 
     fn fenced(&mut self, now: SimTime, error: ErrorCode, out: &mut Outbox) {
         self.stats.fenced += 1;
-        let outcome = match self.txn.as_mut() {
-            Some(t) => {
-                t.error.get_or_insert(error.name());
-                if t.commit_sent {
-                    Outcome::Info
-                } else {
-                    Outcome::Fail
-                }
-            }
-            None => Outcome::Fail,
-        };
-        self.restart(now, outcome, out);
+        self.give_up_txn(error.name(), out);
+        self.restart(now, out);
     }
 
     /// A retriable error: try the step again after the backoff, unless the transaction
@@ -712,26 +725,14 @@ impl TxnApp {
             {
                 // The abort itself was refused: the transaction is not ours to end any
                 // more (the coordinator ended it); start over.
-                let outcome = if self.txn.as_ref().is_some_and(|t| t.commit_sent) {
-                    Outcome::Info
-                } else {
-                    Outcome::Fail
-                };
-                self.restart(now, outcome, out)
+                self.give_up_txn(error.name(), out);
+                self.restart(now, out)
             }
             ProducerFenced | InvalidProducerEpoch => self.fenced(now, error, out),
             FencedInstanceId => {
                 // A newer instance owns the slot: abort what we can and exit.
                 self.stats.fenced += 1;
-                let outcome = if self.txn.as_ref().is_some_and(|t| t.commit_sent) {
-                    Outcome::Info
-                } else {
-                    Outcome::Fail
-                };
-                if let Some(t) = self.txn.as_mut() {
-                    t.error.get_or_insert(error.name());
-                }
-                self.complete_txn(outcome, out);
+                self.give_up_txn(error.name(), out);
                 self.exited = true;
                 self.step = Step::Done;
                 self.inflight.clear();
@@ -752,16 +753,7 @@ impl TxnApp {
             | LeaderNotAvailable
             | NetworkException
             | RequestTimedOut => {
-                let p = partition.or(match self.step {
-                    Step::Join | Step::FetchOffsets | Step::CommitOffsets => {
-                        Some(self.config.consumer_offsets_partition(self.spec.group))
-                    }
-                    Step::Poll | Step::Produce | Step::Done => None,
-                    _ => Some(
-                        self.config
-                            .transaction_state_partition(self.spec.transactional_id),
-                    ),
-                });
+                let p = partition.or(self.coordinator_partition());
                 if let Some(p) = p {
                     self.meta.invalidate(p);
                 }
@@ -1068,18 +1060,7 @@ impl TxnApp {
     pub fn crash(&mut self, out: &mut Outbox) {
         // Before EndTxn(commit) was sent the transaction can only be aborted (by the
         // coordinator's time-out or the next instance's InitProducerId).
-        let outcome = match self.txn.as_mut() {
-            Some(t) => {
-                t.error.get_or_insert("CLIENT_CRASHED");
-                if t.commit_sent {
-                    Outcome::Info
-                } else {
-                    Outcome::Fail
-                }
-            }
-            None => Outcome::Info,
-        };
-        self.complete_txn(outcome, out);
+        self.give_up_txn("CLIENT_CRASHED", out);
         self.step = Step::Done;
         self.inflight.clear();
     }
