@@ -220,7 +220,7 @@ pub fn setup(
 }
 
 /// A plan from a file must still describe a run that can happen.
-fn validate_plan(plan: &RunPlan) -> Result<(), SetupError> {
+fn validate_plan(plan: &RunPlan, config: &model::config::Config) -> Result<(), SetupError> {
     let w = &plan.workload;
     let bad = |m: &str| Err(SetupError(format!("invalid run plan: {m}")));
     if w.producers == 0 || w.producer_threads == 0 || w.consumers == 0 {
@@ -228,6 +228,12 @@ fn validate_plan(plan: &RunPlan) -> Result<(), SetupError> {
     }
     if w.sends_per_op_max == 0 || w.customers == 0 || w.poll_interval_ms == 0 {
         return bad("sends_per_op_max, customers and poll_interval_ms must be at least 1");
+    }
+    let transactions = config.output_partitions > 0
+        && config.transaction_state_partitions > 0
+        && config.offsets_topic_partitions > 0;
+    if w.apps > 0 && !transactions {
+        return bad("apps (consume-transform-produce instances) need a scenario with processed-orders, __transaction_state and __consumer_offsets (exactly-once, exactly-once-alpha, hanging-transaction)");
     }
     let p = &plan.phases;
     if !(p.heal_at <= p.stop_producers_at && p.stop_producers_at < p.deadline) {
@@ -258,7 +264,7 @@ pub fn run(opts: &RunOptions) -> Result<RunResult, SetupError> {
         Some(plan) => plan.clone(),
         None => draw_plan(&scenario, &config, opts.seed),
     };
-    validate_plan(&plan)?;
+    validate_plan(&plan, &config)?;
     let allowed = (scenario.allowed)(&config);
     let mut faults = plan.faults;
     faults.sort_by_key(|e| e.at);

@@ -67,3 +67,20 @@ fn an_impossible_plan_is_a_setup_error() {
     let error = sim::run::run(&file.into_options()).expect_err("zero consumers is refused");
     assert!(error.0.contains("consumers"), "{error}");
 }
+
+#[test]
+fn a_plan_with_app_instances_needs_the_transaction_topics() {
+    // A replay file may carry any workload: consume-transform-produce instances in a
+    // scenario without processed-orders and the internal topics are refused, not run.
+    let scenario = scenarios::by_name("broker-failure").expect("known scenario");
+    let mut plan = sim::run::draw_plan(&scenario, &scenario.config, 0);
+    plan.workload.apps = 2;
+    let opts = sim::run::RunOptions {
+        plan: Some(plan),
+        ..common::options("broker-failure", 0, &[])
+    };
+    let error = sim::run::run(&opts)
+        .err()
+        .expect("an invalid plan is refused");
+    assert!(error.0.starts_with("invalid run plan: apps"), "{}", error.0);
+}
