@@ -79,8 +79,6 @@ fn a_plan_with_app_instances_needs_the_transaction_topics() {
         plan: Some(plan),
         ..common::options("broker-failure", 0, &[])
     };
-    let error = sim::run::run(&opts)
-        .err()
-        .expect("an invalid plan is refused");
+    let error = sim::run::run(&opts).expect_err("an invalid plan is refused");
     assert!(error.0.starts_with("invalid run plan: apps"), "{}", error.0);
 }
