@@ -691,6 +691,48 @@ fn a_transaction_commits_through_the_log_and_a_new_instance_fences_the_old() {
 }
 
 #[test]
+fn a_producer_that_dies_in_the_coordinators_first_transaction_is_timed_out() {
+    // No marker was ever sent, yet the coordinator's tick runs (armed by its first
+    // log write) and aborts the transaction after transaction.timeout.ms.
+    let mut b = transaction_broker();
+    // The tick armed when the coordinator loaded finds nothing to do and stops.
+    let tick = crate::outbox::Timer::TxnTick;
+    b.handle_timeout(SimTime::from_ms(1), tick, &mut Outbox::default());
+    let client = NodeId::Client(crate::types::ClientId(9));
+    let mut out = Outbox::default();
+    b.handle_message(SimTime::from_ms(1), client, TXN.init(), &mut out);
+    assert!(
+        out.timers.iter().any(|&(_, t)| t == tick),
+        "the first write arms the tick again"
+    );
+    assert_eq!(add_result(&mut b, 0, false), Ok(()));
+    assert_eq!(produce_result(&mut b, 0, 0, true), Ok(Offset(0)));
+    let at = SimTime::from_ms(60_002);
+    let mut out = Outbox::default();
+    b.handle_timeout(at, tick, &mut out);
+    // The markers go to this broker itself.
+    while !out.messages.is_empty() {
+        let mut next = Outbox::default();
+        for (_, m) in std::mem::take(&mut out.messages)
+            .into_iter()
+            .filter(|(to, _)| *to == ME)
+        {
+            b.handle_message(at, ME, m, &mut next);
+        }
+        out = next;
+    }
+    assert_eq!(
+        b.txn_state(TXN.id).unwrap().status,
+        TxnStatus::CompleteAbort
+    );
+    assert_eq!(
+        lso(&b),
+        (Offset(2), Offset(2)),
+        "the abort marker closed it"
+    );
+}
+
+#[test]
 fn a_retried_end_txn_gets_the_new_epoch_while_the_markers_are_written() {
     let (mut b, e) = open_transaction(&[]);
     let client = NodeId::Client(crate::types::ClientId(9));

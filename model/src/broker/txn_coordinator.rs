@@ -423,6 +423,10 @@ impl Broker {
         };
         let write = self.append_internal(now, p, &[record], out);
         self.txn.writes.insert(write, (entry, then));
+        // The tick times out Ongoing transactions: it must run from the first one on,
+        // also if this coordinator never sent a marker (a producer that dies in its
+        // first transaction).
+        self.arm_txn_tick(out);
     }
 
     /// A transaction-log append completed (committed, or failed: then the coordinator
