@@ -338,12 +338,19 @@ fn hanging_txn_is_caught_by_hanging_transaction() {
     // When the producer crashed right after the abort, nothing closes the held write's
     // transaction: the last stable offset hangs (the lso-stuck monitor).
     let hung = (0..20).find(|&seed| {
-        common::run(&common::options("hanging-transaction", seed, &["hanging-txn"]))
-            .anomalies
-            .iter()
-            .any(|anomaly| anomaly.kind == "lso-stuck" && !anomaly.allowed)
+        common::run(&common::options(
+            "hanging-transaction",
+            seed,
+            &["hanging-txn"],
+        ))
+        .anomalies
+        .iter()
+        .any(|anomaly| anomaly.kind == "lso-stuck" && !anomaly.allowed)
     });
-    assert!(hung.is_some(), "no lso-stuck in hanging-transaction seeds 0..20");
+    assert!(
+        hung.is_some(),
+        "no lso-stuck in hanging-transaction seeds 0..20"
+    );
 }
 
 #[test]
