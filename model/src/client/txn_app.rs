@@ -2,25 +2,38 @@
 //! it reads `orders`, writes one record to `processed-orders` per input record, and
 //! commits the input offsets inside the same transaction (KIP-98 transactions,
 //! `sendOffsetsToTransaction` with the consumer group metadata of KIP-447). Each
-//! instance is a static member of its group (KIP-345) owning the input partitions of
-//! its slot.
+//! instance is a static member of its group (KIP-345, `group.instance.id` = its slot)
+//! in Kafka's classic group protocol, and consumes the input partitions of its slot.
 //!
 //! One loop per transaction, the way a Kafka Streams-like app drives a
 //! `KafkaProducer` and a `read_committed` `KafkaConsumer`:
-//! JoinGroup -> InitProducerId (fences older instances of this `transactional.id`) ->
-//! OffsetFetch with `RequireStable` (positions = the committed offsets) -> poll ->
-//! AddPartitionsToTxn -> Produce (transactional, idempotent) -> AddOffsetsToTxn ->
-//! TxnOffsetCommit (with generation and member id) -> EndTxn(commit). EndTxn answers
-//! the epoch of the next transaction (KIP-890 part 2).
+//! JoinGroup -> SyncGroup -> InitProducerId (fences older instances of this
+//! `transactional.id`) -> OffsetFetch with `RequireStable` (positions = the committed
+//! offsets) -> poll -> AddPartitionsToTxn -> Produce (transactional, idempotent) ->
+//! AddOffsetsToTxn -> TxnOffsetCommit (with the group metadata) -> EndTxn(commit).
+//! EndTxn answers the epoch of the next transaction (KIP-890 part 2).
 //!
-//! Errors: retriable ones (coordinator moved or loading, `CONCURRENT_TRANSACTIONS`,
-//! leader moved, timeouts) retry the step after `retry.backoff.ms` until the transaction
-//! has been open for `delivery.timeout.ms`; abortable ones abort the transaction
-//! (EndTxn(abort)) and rewind to the committed offsets; a group fence
-//! (`ILLEGAL_GENERATION`, `UNKNOWN_MEMBER_ID`) aborts and rejoins;
-//! `FENCED_INSTANCE_ID` means a newer instance took the slot: this one (a zombie)
-//! exits. A fenced producer (`PRODUCER_FENCED`, `INVALID_PRODUCER_EPOCH`) rejoins and
-//! re-initialises its producer, as an app that recreates its `KafkaProducer`.
+//! Group membership: the first JoinGroup carries no member id (the coordinator assigns
+//! one) and the slot's partitions as owned; the leader's SyncGroup hands every member
+//! the partitions of its instance's slot (`p % slots == slot`, the `range`-like static
+//! assignment the app always had), the others' send none; every member then consumes
+//! the partitions SyncGroup returned. A Heartbeat goes out every
+//! `heartbeat.interval.ms` once the member has its assignment (not while it joins), as
+//! the consumer's heartbeat thread does; like that thread's errors, what a heartbeat
+//! learns takes effect at the next poll, after the open transaction:
+//! `REBALANCE_IN_PROGRESS`, `ILLEGAL_GENERATION` and `UNKNOWN_MEMBER_ID` rejoin,
+//! `FENCED_INSTANCE_ID` exits.
+//!
+//! Errors of the loop's own requests: retriable ones (coordinator moved or loading,
+//! `CONCURRENT_TRANSACTIONS`, leader moved, timeouts) retry the step after
+//! `retry.backoff.ms` until the transaction has been open for `delivery.timeout.ms`;
+//! abortable ones abort the transaction (EndTxn(abort)) and rewind to the committed
+//! offsets; a group fence (`ILLEGAL_GENERATION`, `UNKNOWN_MEMBER_ID`,
+//! `REBALANCE_IN_PROGRESS`) aborts and rejoins (after `UNKNOWN_MEMBER_ID` as a new
+//! member); `FENCED_INSTANCE_ID` means a newer instance took the slot: this one (a
+//! zombie) exits. A fenced producer (`PRODUCER_FENCED`, `INVALID_PRODUCER_EPOCH`)
+//! rejoins and re-initialises its producer, as an app that recreates its
+//! `KafkaProducer` (Kafka Streams' rejoin after a `TaskMigratedException`).
 //!
 //! History: one `txn` operation per transaction: its poll, its sends and the input
 //! `offsets` it commits. `ok` = EndTxn(commit) succeeded; `fail` = certainly aborted
@@ -40,14 +53,16 @@
 //!
 //! Simplification (README, fidelity): one request per step (the Kafka client pipelines
 //! AddPartitionsToTxn with the first produce); one batch per output partition per
-//! transaction; the assignment is computed by the client from its slot (static), not
-//! by a group leader's assignor.
+//! transaction; the leader assigns each member its instance's slot (a static
+//! assignment, not one of Kafka's assignors, though the app announces `range`).
 
 use super::consumer::in_aborted_txn;
 use super::metadata::MetadataCache;
 use crate::config::Config;
 use crate::history::{GroupMetadata, HistoryEvent, MicroOp, OpKind, Outcome};
-use crate::message::{ErrorCode, Message, ProduceBatch, ProducerStamp};
+use crate::message::{
+    ConsumerGroupMetadata, ErrorCode, Joined, Message, ProduceBatch, ProducerStamp,
+};
 use crate::outbox::{Outbox, Timer};
 use crate::rng::ModelRng;
 use crate::types::{
@@ -55,6 +70,13 @@ use crate::types::{
     ProducerEpoch, ProducerId, Sequence, SimTime, TxnId, Value,
 };
 use std::collections::BTreeMap;
+
+/// The assignor the app announces in JoinGroup (its assignment is the static slot one).
+const PROTOCOL: &str = "range";
+
+/// A consumer's JoinGroup waits up to the rebalance time-out: its request time-out is
+/// that plus this (Kafka's `JOIN_GROUP_TIMEOUT_LAPSE`).
+const JOIN_GROUP_TIMEOUT_LAPSE_MS: u64 = 5_000;
 
 /// Kafka's `TransactionManager` retries an AddPartitionsToTxn refused with
 /// CONCURRENT_TRANSACTIONS (the previous transaction still completing) this soon.
@@ -68,8 +90,6 @@ pub struct AppSpec {
     /// `p % slots == slot`).
     pub slot: u32,
     pub slots: u32,
-    /// Unique per instance; a newer instance of a slot has a larger id.
-    pub member: MemberId,
     /// `transactional.id`: the slot's (a restarted instance fences its predecessor
     /// through InitProducerId) or a fresh one per instance (KIP-447 style: zombies are
     /// fenced by the group generation instead).
@@ -87,6 +107,7 @@ pub struct AppSpec {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Step {
     Join,
+    Sync,
     InitProducerId,
     FetchOffsets,
     Poll,
@@ -152,7 +173,17 @@ pub struct TxnApp {
     step: Step,
     /// Requests of the current step in flight: correlation -> (broker, partition).
     inflight: BTreeMap<u64, (BrokerId, Option<PartitionId>)>,
+    /// Our member id, once the coordinator gave us one.
+    member: Option<MemberId>,
     generation: Generation,
+    /// The partitions the last SyncGroup gave us.
+    assignment: Option<Vec<PartitionId>>,
+    /// The leader's assignment to send with SyncGroup (empty for a follower).
+    sync_assignments: Vec<(MemberId, Vec<PartitionId>)>,
+    /// The Heartbeat in flight: (correlation, broker).
+    heartbeat_inflight: Option<(u64, BrokerId)>,
+    /// A Heartbeat timer is armed.
+    heartbeat_armed: bool,
     producer: Option<(ProducerId, ProducerEpoch)>,
     /// Next sequence per output partition under the current epoch. A sequence that
     /// may have been sent is never given out again under the same epoch.
@@ -167,8 +198,12 @@ pub struct TxnApp {
     wake_armed: Option<SimTime>,
     pub stats: AppStats,
     stopping: bool,
-    /// The group generation moved on: rejoin once the open transaction is aborted.
+    /// The group generation moved on (or is moving on): rejoin once the open
+    /// transaction is over.
     rejoin: bool,
+    /// A heartbeat learnt that a newer instance took the slot: exit once the open
+    /// transaction is over.
+    instance_fenced: bool,
     /// A newer instance took the slot (FENCED_INSTANCE_ID): this one has exited.
     pub exited: bool,
 }
@@ -184,7 +219,12 @@ impl TxnApp {
             process: spec.process_base,
             step: Step::Join,
             inflight: BTreeMap::new(),
+            member: None,
             generation: Generation::default(),
+            assignment: None,
+            sync_assignments: Vec::new(),
+            heartbeat_inflight: None,
+            heartbeat_armed: false,
             producer: None,
             sequences: BTreeMap::new(),
             positions: BTreeMap::new(),
@@ -196,16 +236,26 @@ impl TxnApp {
             stats: AppStats::default(),
             stopping: false,
             rejoin: false,
+            instance_fenced: false,
             exited: false,
         }
     }
 
-    /// The input partitions of this instance's slot.
-    pub fn inputs(&self) -> Vec<PartitionId> {
+    /// The input partitions of slot `slot` of `slots`.
+    fn slot_partitions(&self, slot: u32) -> Vec<PartitionId> {
         (0..self.config.partitions)
-            .filter(|p| p % self.spec.slots == self.spec.slot)
+            .filter(|p| p % self.spec.slots == slot)
             .map(PartitionId)
             .collect()
+    }
+
+    /// The input partitions this instance consumes: those SyncGroup assigned it (its
+    /// slot's until it has an assignment).
+    pub fn inputs(&self) -> Vec<PartitionId> {
+        match &self.assignment {
+            Some(assigned) => assigned.clone(),
+            None => self.slot_partitions(self.spec.slot),
+        }
     }
 
     /// The output partition of an input partition (`processed-orders` is keyed like
@@ -262,10 +312,22 @@ impl TxnApp {
         msg: impl FnOnce(u64) -> Message,
         out: &mut Outbox,
     ) {
+        let timeout_ms = self.config.request_timeout_ms;
+        self.send_with_timeout(to, partition, msg, timeout_ms, out);
+    }
+
+    fn send_with_timeout(
+        &mut self,
+        to: BrokerId,
+        partition: Option<PartitionId>,
+        msg: impl FnOnce(u64) -> Message,
+        timeout_ms: u64,
+        out: &mut Outbox,
+    ) {
         let c = self.next_id();
         self.inflight.insert(c, (to, partition));
         out.send(NodeId::Broker(to), msg(c));
-        out.timer_ms(self.config.request_timeout_ms, Timer::RequestTimeout(c));
+        out.timer_ms(timeout_ms, Timer::RequestTimeout(c));
     }
 
     /// Send the current step's request(s) (unless already in flight).
@@ -273,10 +335,16 @@ impl TxnApp {
         if !self.inflight.is_empty() {
             return;
         }
+        if self.step == Step::Poll && self.group_news(out) {
+            self.step = Step::Join;
+        }
+        if self.step == Step::Done {
+            return;
+        }
         let id = self.spec.transactional_id;
         let group = self.spec.group;
         let coordinator = match self.step {
-            Step::Join | Step::FetchOffsets | Step::CommitOffsets => {
+            Step::Join | Step::Sync | Step::FetchOffsets | Step::CommitOffsets => {
                 Some(self.config.consumer_offsets_partition(group))
             }
             Step::InitProducerId | Step::AddPartitions | Step::AddOffsets | Step::EndTxn { .. } => {
@@ -296,15 +364,50 @@ impl TxnApp {
             .unwrap_or((ProducerId(0), ProducerEpoch::default()));
         match self.step {
             Step::Join => {
-                let (instance, member) = (self.spec.slot, self.spec.member);
-                self.send(
+                // This join answers any rejoin request so far.
+                self.rejoin = false;
+                let member = self.member;
+                let instance = Some(self.spec.slot);
+                let session_timeout_ms = self.config.session_timeout_ms;
+                let rebalance_timeout_ms = self.config.max_poll_interval_ms;
+                let owned = self.slot_partitions(self.spec.slot);
+                let owned_generation = self.assignment.as_ref().map(|_| self.generation);
+                let timeout_ms = self
+                    .config
+                    .request_timeout_ms
+                    .max(rebalance_timeout_ms + JOIN_GROUP_TIMEOUT_LAPSE_MS);
+                self.send_with_timeout(
                     to,
                     None,
                     |correlation| Message::JoinGroup {
                         correlation,
                         group,
-                        instance,
                         member,
+                        instance,
+                        session_timeout_ms,
+                        rebalance_timeout_ms,
+                        protocols: vec![PROTOCOL.to_string()],
+                        owned,
+                        owned_generation,
+                    },
+                    timeout_ms,
+                    out,
+                );
+            }
+            Step::Sync => {
+                let (generation, member) = (self.generation, self.member.unwrap_or(MemberId(0)));
+                let instance = Some(self.spec.slot);
+                let assignments = self.sync_assignments.clone();
+                self.send(
+                    to,
+                    None,
+                    |correlation| Message::SyncGroup {
+                        correlation,
+                        group,
+                        generation,
+                        member,
+                        instance,
+                        assignments,
                     },
                     out,
                 );
@@ -380,7 +483,11 @@ impl TxnApp {
                     .as_ref()
                     .map(|t| t.offsets.iter().map(|(&p, &o)| (p, o)).collect())
                     .unwrap_or_default();
-                let (_, group_metadata) = self.group_metadata();
+                let group_metadata = self.config.exactly_once_v2.then(|| ConsumerGroupMetadata {
+                    generation: self.generation,
+                    member: self.member.unwrap_or(MemberId(0)),
+                    instance: Some(self.spec.slot),
+                });
                 self.send(
                     to,
                     None,
@@ -524,7 +631,7 @@ impl TxnApp {
     /// The group, and the generation and member id its commits carry (none before
     /// KIP-447), for the history.
     fn group_metadata(&self) -> GroupMetadata {
-        let metadata = (self.generation, self.spec.member);
+        let metadata = (self.generation, self.member.unwrap_or(MemberId(0)));
         (
             self.spec.group,
             self.config.exactly_once_v2.then_some(metadata),
@@ -679,6 +786,109 @@ impl TxnApp {
         self.restart(now, outcome, out);
     }
 
+    /// A newer instance owns the slot: abort what we can and exit.
+    fn exit_fenced(&mut self, error: ErrorCode, out: &mut Outbox) {
+        self.stats.fenced += 1;
+        let outcome = if self.txn.as_ref().is_some_and(|t| t.commit_sent) {
+            Outcome::Info
+        } else {
+            Outcome::Fail
+        };
+        if let Some(t) = self.txn.as_mut() {
+            t.error.get_or_insert(error.name());
+        }
+        self.complete_txn(outcome, out);
+        self.exited = true;
+        self.step = Step::Done;
+        self.inflight.clear();
+        self.heartbeat_inflight = None;
+    }
+
+    /// At a poll (no transaction open): act on what the heartbeats learnt, as the
+    /// consumer raises its heartbeat thread's news in `poll()`. Returns whether to
+    /// rejoin; an instance another one replaced exits.
+    fn group_news(&mut self, out: &mut Outbox) -> bool {
+        if self.instance_fenced {
+            self.exit_fenced(ErrorCode::FencedInstanceId, out);
+            return false;
+        }
+        std::mem::take(&mut self.rejoin)
+    }
+
+    /// A JoinGroup answer: the member's id and generation; the leader works out every
+    /// member's assignment (its instance's slot), then SyncGroup.
+    fn on_joined(&mut self, now: SimTime, joined: Joined, out: &mut Outbox) {
+        self.member = Some(joined.member);
+        self.generation = joined.generation;
+        self.sync_assignments = if joined.leader == joined.member {
+            joined
+                .members
+                .iter()
+                .map(|&(id, instance, ..)| {
+                    let partitions = instance.map(|slot| self.slot_partitions(slot));
+                    (id, partitions.unwrap_or_default())
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        self.go(now, Step::Sync, out);
+    }
+
+    fn arm_heartbeat(&mut self, out: &mut Outbox) {
+        if !self.heartbeat_armed {
+            self.heartbeat_armed = true;
+            out.timer_ms(self.config.heartbeat_interval_ms, Timer::Heartbeat);
+        }
+    }
+
+    /// Send a Heartbeat (one at a time) while the member has its assignment; re-armed
+    /// by the next SyncGroup once it stops (joining, done).
+    fn heartbeat(&mut self, now: SimTime, out: &mut Outbox) {
+        self.heartbeat_armed = false;
+        let Some(member) = self.member else { return };
+        if matches!(self.step, Step::Join | Step::Sync | Step::Done) {
+            return;
+        }
+        self.arm_heartbeat(out);
+        if self.heartbeat_inflight.is_some() {
+            return;
+        }
+        let group = self.spec.group;
+        let coordinator = self.config.consumer_offsets_partition(group);
+        let Some(to) = self.leader_or_refresh(now, coordinator, out) else {
+            return;
+        };
+        let correlation = self.next_id();
+        self.heartbeat_inflight = Some((correlation, to));
+        let beat = Message::Heartbeat {
+            correlation,
+            group,
+            generation: self.generation,
+            member,
+            instance: Some(self.spec.slot),
+        };
+        out.send(NodeId::Broker(to), beat);
+        out.timer_ms(
+            self.config.request_timeout_ms,
+            Timer::RequestTimeout(correlation),
+        );
+    }
+
+    /// A Heartbeat answer: what it says takes effect at the next poll.
+    fn on_heartbeat_response(&mut self, result: Result<(), ErrorCode>) {
+        use ErrorCode::*;
+        self.heartbeat_inflight = None;
+        match result {
+            Ok(()) => {}
+            Err(FencedInstanceId) => self.instance_fenced = true,
+            Err(RebalanceInProgress | IllegalGeneration | UnknownMemberId) => self.rejoin = true,
+            Err(_) => self
+                .meta
+                .invalidate(self.config.consumer_offsets_partition(self.spec.group)),
+        }
+    }
+
     /// A retriable error: try the step again after the backoff, unless the transaction
     /// has been open too long (`delivery.timeout.ms`): then abort it.
     fn retry(&mut self, now: SimTime, error: ErrorCode, out: &mut Outbox) {
@@ -720,23 +930,12 @@ impl TxnApp {
                 self.restart(now, outcome, out)
             }
             ProducerFenced | InvalidProducerEpoch => self.fenced(now, error, out),
-            FencedInstanceId => {
-                // A newer instance owns the slot: abort what we can and exit.
-                self.stats.fenced += 1;
-                let outcome = if self.txn.as_ref().is_some_and(|t| t.commit_sent) {
-                    Outcome::Info
-                } else {
-                    Outcome::Fail
-                };
-                if let Some(t) = self.txn.as_mut() {
-                    t.error.get_or_insert(error.name());
+            FencedInstanceId => self.exit_fenced(error, out),
+            IllegalGeneration | UnknownMemberId | RebalanceInProgress => {
+                if error == UnknownMemberId {
+                    // The coordinator does not know us (any more): join as a new member.
+                    self.member = None;
                 }
-                self.complete_txn(outcome, out);
-                self.exited = true;
-                self.step = Step::Done;
-                self.inflight.clear();
-            }
-            IllegalGeneration | UnknownMemberId => {
                 self.rejoin = true;
                 if self.txn.is_some() {
                     self.abort(now, error, out)
@@ -753,7 +952,7 @@ impl TxnApp {
             | NetworkException
             | RequestTimedOut => {
                 let p = partition.or(match self.step {
-                    Step::Join | Step::FetchOffsets | Step::CommitOffsets => {
+                    Step::Join | Step::Sync | Step::FetchOffsets | Step::CommitOffsets => {
                         Some(self.config.consumer_offsets_partition(self.spec.group))
                     }
                     Step::Poll | Step::Produce | Step::Done => None,
@@ -796,6 +995,10 @@ impl TxnApp {
                     return self.go(now, Step::Done, out);
                 }
                 self.run_step(now, out);
+            }
+            Timer::Heartbeat => self.heartbeat(now, out),
+            Timer::RequestTimeout(c) if self.heartbeat_inflight.is_some_and(|(h, _)| h == c) => {
+                self.on_heartbeat_response(Err(ErrorCode::RequestTimedOut));
             }
             Timer::RequestTimeout(c) => {
                 self.meta.on_timeout(c);
@@ -846,6 +1049,9 @@ impl TxnApp {
             }
             Message::ConnectionClosed { broker } => {
                 self.meta.forget_broker(broker);
+                if self.heartbeat_inflight.is_some_and(|(_, b)| b == broker) {
+                    self.on_heartbeat_response(Err(ErrorCode::NetworkException));
+                }
                 let lost: Vec<(u64, Option<PartitionId>)> = self
                     .inflight
                     .iter()
@@ -862,8 +1068,16 @@ impl TxnApp {
                 correlation,
                 result,
             } if self.take(correlation) => match result {
-                Ok(generation) => {
-                    self.generation = generation;
+                Ok(joined) => self.on_joined(now, joined, out),
+                Err(e) => self.on_error(now, e, None, out),
+            },
+            Message::SyncGroupResponse {
+                correlation,
+                result,
+            } if self.take(correlation) => match result {
+                Ok(partitions) => {
+                    self.assignment = Some(partitions);
+                    self.arm_heartbeat(out);
                     let next = if self.producer.is_some() {
                         Step::FetchOffsets
                     } else {
@@ -873,6 +1087,15 @@ impl TxnApp {
                 }
                 Err(e) => self.on_error(now, e, None, out),
             },
+            Message::HeartbeatResponse {
+                correlation,
+                result,
+            } if self
+                .heartbeat_inflight
+                .is_some_and(|(c, _)| c == correlation) =>
+            {
+                self.on_heartbeat_response(result)
+            }
             Message::InitProducerIdResponse {
                 correlation,
                 result,
@@ -1023,6 +1246,9 @@ impl TxnApp {
                         self.go(now, Step::Poll, out);
                     } else {
                         self.complete_txn(Outcome::Fail, out);
+                        if self.instance_fenced {
+                            return self.exit_fenced(ErrorCode::FencedInstanceId, out);
+                        }
                         // Rewind to the committed offsets (after rejoining the group if
                         // its generation moved on).
                         let next = if std::mem::take(&mut self.rejoin) {
@@ -1128,7 +1354,6 @@ mod tests {
             group: GROUP,
             slot: 0,
             slots: 1,
-            member: MemberId(1),
             transactional_id: TxnId(0),
             poll_interval_ms: 100,
             process_base: 7,
@@ -1180,9 +1405,40 @@ mod tests {
                     .map(|p| (PartitionId(p), Some(BrokerId(0)), Epoch(1)))
                     .collect(),
             },
-            Message::JoinGroup { correlation, .. } => Message::JoinGroupResponse {
+            // The app is the group's only member, and its leader.
+            Message::JoinGroup {
                 correlation,
-                result: Ok(Generation(3)),
+                instance,
+                owned,
+                owned_generation,
+                ..
+            } => Message::JoinGroupResponse {
+                correlation,
+                result: Ok(Joined {
+                    generation: Generation(3),
+                    member: MemberId(1),
+                    leader: MemberId(1),
+                    protocol: PROTOCOL.to_string(),
+                    members: vec![(MemberId(1), instance, owned, owned_generation)],
+                }),
+            },
+            // Each member gets what the leader assigned it.
+            Message::SyncGroup {
+                correlation,
+                member,
+                assignments,
+                ..
+            } => Message::SyncGroupResponse {
+                correlation,
+                result: Ok(assignments
+                    .into_iter()
+                    .find(|(m, _)| *m == member)
+                    .map(|(_, partitions)| partitions)
+                    .unwrap_or_default()),
+            },
+            Message::Heartbeat { correlation, .. } => Message::HeartbeatResponse {
+                correlation,
+                result: Ok(()),
             },
             Message::InitProducerId { correlation, .. } => Message::InitProducerIdResponse {
                 correlation,
