@@ -1367,6 +1367,16 @@ mod tests {
     /// successfully (input partition 0 holds two records at offsets 5 and 6); the app
     /// handles the answers. Returns the history events recorded meanwhile.
     fn serve(app: &mut TxnApp, out: &mut Outbox, rounds: usize) -> Vec<HistoryEvent> {
+        serve_with(app, out, rounds, &|_| None)
+    }
+
+    /// As `serve`, but `special` answers the requests it chooses instead.
+    fn serve_with(
+        app: &mut TxnApp,
+        out: &mut Outbox,
+        rounds: usize,
+        special: &dyn Fn(&Message) -> Option<Message>,
+    ) -> Vec<HistoryEvent> {
         let mut history = Vec::new();
         for _ in 0..rounds {
             if out.messages.is_empty() {
@@ -1376,7 +1386,7 @@ mod tests {
             let requests: Vec<Message> = out.messages.drain(..).map(|(_, m)| m).collect();
             history.append(&mut out.history);
             for request in requests {
-                if let Some(answer) = answer(request) {
+                if let Some(answer) = special(&request).or_else(|| answer(request)) {
                     app.handle_message(
                         SimTime::from_ms(1),
                         NodeId::Broker(BrokerId(0)),
@@ -1647,5 +1657,217 @@ mod tests {
         assert_eq!(out.history[0].outcome, Outcome::Fail);
         assert_eq!(out.history[0].error, Some("FENCED_INSTANCE_ID"));
         assert!(out.messages.is_empty(), "a zombie sends nothing more");
+    }
+
+    /// The requests of `kind` (by API name) among `out`'s messages.
+    fn sent<'a>(out: &'a Outbox, api: &str) -> Vec<&'a Message> {
+        out.messages
+            .iter()
+            .map(|(_, m)| m)
+            .filter(|m| m.api() == api)
+            .collect()
+    }
+
+    #[test]
+    fn the_leader_assigns_every_member_its_slot_and_each_consumes_what_sync_gave() {
+        // Slot 0 of 2 leads a group whose other member is instance 1.
+        let spec = AppSpec {
+            slots: 2,
+            ..app().spec
+        };
+        let mut app = TxnApp::new(ClientId(0), &config(), spec, 1);
+        let mut out = Outbox::default();
+        app.start(SimTime::ZERO, &mut out);
+        let two_members = |m: &Message| match m {
+            Message::JoinGroup { correlation, .. } => Some(Message::JoinGroupResponse {
+                correlation: *correlation,
+                result: Ok(Joined {
+                    generation: Generation(5),
+                    member: MemberId(1),
+                    leader: MemberId(1),
+                    protocol: PROTOCOL.to_string(),
+                    members: vec![
+                        (MemberId(1), Some(0), vec![PartitionId(0)], None),
+                        (MemberId(2), Some(1), vec![PartitionId(1)], None),
+                    ],
+                }),
+            }),
+            _ => None,
+        };
+        while sent(&out, "SyncGroup").is_empty() {
+            serve_with(&mut app, &mut out, 1, &two_members);
+        }
+        let sync = sent(&out, "SyncGroup")[0].clone();
+        let Message::SyncGroup {
+            generation,
+            member,
+            instance,
+            assignments,
+            ..
+        } = sync
+        else {
+            unreachable!()
+        };
+        assert_eq!(
+            (generation, member, instance),
+            (Generation(5), MemberId(1), Some(0))
+        );
+        assert_eq!(
+            assignments,
+            vec![
+                (MemberId(1), vec![PartitionId(0)]),
+                (MemberId(2), vec![PartitionId(1)]),
+            ],
+            "each instance gets its slot's partitions"
+        );
+        // The coordinator hands out something else: the app consumes that.
+        let other = |m: &Message| match m {
+            Message::SyncGroup { correlation, .. } => Some(Message::SyncGroupResponse {
+                correlation: *correlation,
+                result: Ok(vec![PartitionId(1)]),
+            }),
+            _ => None,
+        };
+        while sent(&out, "OffsetFetch").is_empty() {
+            serve_with(&mut app, &mut out, 1, &other);
+        }
+        assert!(matches!(
+            sent(&out, "OffsetFetch")[0],
+            Message::OffsetFetch { partitions, .. }
+                if *partitions == [PartitionId(1)].into_iter().collect::<PartitionSet>()
+        ));
+        assert_eq!(app.inputs(), vec![PartitionId(1)]);
+    }
+
+    /// Start the app, open its first transaction up to EndTxn(commit), and have a
+    /// heartbeat answered `error` meanwhile; returns what the app did next.
+    fn heartbeat_news_during_a_transaction(
+        error: ErrorCode,
+    ) -> (TxnApp, Outbox, Vec<HistoryEvent>) {
+        let (mut app, mut out) = (app(), Outbox::default());
+        until_commit_sent(&mut app, &mut out);
+        let mut beat = Outbox::default();
+        app.handle_timeout(SimTime::from_ms(3_000), Timer::Heartbeat, &mut beat);
+        let correlation = match sent(&beat, "Heartbeat")[..] {
+            [Message::Heartbeat {
+                correlation,
+                generation,
+                member,
+                instance,
+                ..
+            }] => {
+                assert_eq!(
+                    (*generation, *member, *instance),
+                    (Generation(3), MemberId(1), Some(0))
+                );
+                *correlation
+            }
+            _ => panic!("one Heartbeat: {:?}", beat.messages),
+        };
+        assert!(
+            beat.timers.iter().any(|&(_, t)| t == Timer::Heartbeat),
+            "the next one is armed"
+        );
+        let answer = Message::HeartbeatResponse {
+            correlation,
+            result: Err(error),
+        };
+        app.handle_message(
+            SimTime::from_ms(3_001),
+            NodeId::Broker(BrokerId(0)),
+            answer,
+            &mut out,
+        );
+        assert!(!app.exited, "nothing happens before the transaction ends");
+        // EndTxn(commit) is answered: the transaction commits, then the news acts.
+        let history = serve(&mut app, &mut out, 1);
+        (app, out, history)
+    }
+
+    #[test]
+    fn a_rebalance_learnt_from_a_heartbeat_rejoins_after_the_open_transaction() {
+        let (app, out, history) =
+            heartbeat_news_during_a_transaction(ErrorCode::RebalanceInProgress);
+        let last = history.last().expect("the transaction completed");
+        assert_eq!((last.kind, last.outcome), (OpKind::Txn, Outcome::Ok));
+        assert_eq!(app.step, Step::Join);
+        match sent(&out, "JoinGroup")[..] {
+            [Message::JoinGroup {
+                member,
+                instance,
+                owned,
+                owned_generation,
+                protocols,
+                ..
+            }] => {
+                assert_eq!(*member, Some(MemberId(1)), "rejoins as itself");
+                assert_eq!(*instance, Some(0));
+                assert_eq!(owned, &vec![PartitionId(0), PartitionId(1)]);
+                assert_eq!(*owned_generation, Some(Generation(3)));
+                assert_eq!(protocols, &vec![PROTOCOL.to_string()]);
+            }
+            _ => panic!("one JoinGroup: {:?}", out.messages),
+        }
+    }
+
+    #[test]
+    fn a_fenced_instance_learnt_from_a_heartbeat_exits_after_the_open_transaction() {
+        let (app, out, history) = heartbeat_news_during_a_transaction(ErrorCode::FencedInstanceId);
+        let outcomes: Vec<(OpKind, Outcome)> =
+            history.iter().map(|e| (e.kind, e.outcome)).collect();
+        assert_eq!(
+            outcomes,
+            [(OpKind::Txn, Outcome::Ok)],
+            "committed, then exited"
+        );
+        assert!(app.exited);
+        assert_eq!(app.stats.fenced, 1);
+        assert!(out.messages.is_empty(), "a zombie sends nothing more");
+    }
+
+    #[test]
+    fn an_unknown_member_rejoins_as_a_new_one() {
+        // UNKNOWN_MEMBER_ID on the join (the coordinator lost the member): forget the
+        // member id and join again without one.
+        let (mut app, mut out) = (app(), Outbox::default());
+        app.start(SimTime::ZERO, &mut out);
+        for _ in 0..10 {
+            if app.step == Step::Poll {
+                break;
+            }
+            serve(&mut app, &mut out, 1);
+        }
+        assert_eq!(app.member, Some(MemberId(1)));
+        // Rejoin (as after a fenced producer), with no transaction open.
+        out.messages.clear();
+        app.step = Step::Join;
+        app.inflight.clear();
+        app.run_step(SimTime::from_ms(5), &mut out);
+        let correlation = match sent(&out, "JoinGroup").last() {
+            Some(Message::JoinGroup {
+                correlation,
+                member,
+                ..
+            }) => {
+                assert_eq!(*member, Some(MemberId(1)));
+                *correlation
+            }
+            other => panic!("a JoinGroup: {other:?}"),
+        };
+        out.messages.clear();
+        let answer = Message::JoinGroupResponse {
+            correlation,
+            result: Err(ErrorCode::UnknownMemberId),
+        };
+        app.handle_message(
+            SimTime::from_ms(6),
+            NodeId::Broker(BrokerId(0)),
+            answer,
+            &mut out,
+        );
+        match sent(&out, "JoinGroup")[..] {
+            [Message::JoinGroup { member, .. }] => assert_eq!(*member, None),
+            _ => panic!("one JoinGroup: {:?}", out.messages),
+        }
     }
 }
