@@ -99,6 +99,10 @@ pub struct Config {
     pub replica_fetch_max_bytes: u64,
     /// `replica.high.watermark.checkpoint.interval.ms`.
     pub replica_high_watermark_checkpoint_interval_ms: u64,
+    /// `group.initial.rebalance.delay.ms`: the first rebalance of an empty group waits
+    /// this long (and again, up to the rebalance time-out, while new members keep
+    /// joining) so that members starting together land in one generation.
+    pub group_initial_rebalance_delay_ms: u64,
     // --- producer ---
     pub acks: Acks,
     pub enable_idempotence: bool,
@@ -120,6 +124,14 @@ pub struct Config {
     /// aborted transactions (KIP-98); `read_uncommitted` (Kafka's default) reads up to
     /// the high watermark.
     pub read_committed: bool,
+    /// `session.timeout.ms`: a group member not heard from (Heartbeat) this long is
+    /// removed from the group by the coordinator.
+    pub session_timeout_ms: u64,
+    /// `heartbeat.interval.ms`: how often a group member sends Heartbeat.
+    pub heartbeat_interval_ms: u64,
+    /// `max.poll.interval.ms`: also the member's rebalance time-out (how long the
+    /// coordinator waits for it to rejoin during a rebalance).
+    pub max_poll_interval_ms: u64,
     // --- transactions ---
     /// `transaction.timeout.ms`: the coordinator aborts a transaction open longer.
     pub transaction_timeout_ms: u64,
@@ -157,6 +169,7 @@ impl Default for Config {
             os_flush_interval_ms: 5_000,
             replica_high_watermark_checkpoint_interval_ms: 5_000,
             replica_fetch_max_bytes: 1_048_576,
+            group_initial_rebalance_delay_ms: 3_000,
             acks: Acks::All,
             enable_idempotence: true,
             idempotence_explicit: false,
@@ -170,6 +183,9 @@ impl Default for Config {
             fetch_max_wait_ms: 500,
             max_poll_records: 500,
             read_committed: false,
+            session_timeout_ms: 45_000,
+            heartbeat_interval_ms: 3_000,
+            max_poll_interval_ms: 300_000,
             transaction_timeout_ms: 60_000,
             exactly_once_v2: true,
             bugs: BTreeSet::new(),
@@ -217,6 +233,10 @@ pub const SETTABLE_KEYS: &[&str] = &[
     "isolation.level",
     "transaction.timeout.ms",
     "processing.guarantee",
+    "group.initial.rebalance.delay.ms",
+    "session.timeout.ms",
+    "heartbeat.interval.ms",
+    "max.poll.interval.ms",
 ];
 
 fn parse_u64(key: &str, value: &str) -> Result<u64, ConfigError> {
@@ -297,6 +317,12 @@ impl Config {
             "max.poll.records" => self.max_poll_records = parse_u32(key, value)?,
             "replica.fetch.max.bytes" => self.replica_fetch_max_bytes = parse_u64(key, value)?,
             "transaction.timeout.ms" => self.transaction_timeout_ms = parse_u64(key, value)?,
+            "group.initial.rebalance.delay.ms" => {
+                self.group_initial_rebalance_delay_ms = parse_u64(key, value)?
+            }
+            "session.timeout.ms" => self.session_timeout_ms = parse_u64(key, value)?,
+            "heartbeat.interval.ms" => self.heartbeat_interval_ms = parse_u64(key, value)?,
+            "max.poll.interval.ms" => self.max_poll_interval_ms = parse_u64(key, value)?,
             "processing.guarantee" => {
                 self.exactly_once_v2 = match value {
                     "exactly_once_v2" => true,
@@ -404,6 +430,27 @@ impl Config {
             return err(format!(
                 "replica.fetch.max.bytes={} is smaller than one record ({RECORD_BYTES} bytes)",
                 self.replica_fetch_max_bytes
+            ));
+        }
+        if self.heartbeat_interval_ms == 0 || self.heartbeat_interval_ms >= self.session_timeout_ms
+        {
+            return err(format!(
+                "heartbeat.interval.ms={} must be below session.timeout.ms={} (and > 0)",
+                self.heartbeat_interval_ms, self.session_timeout_ms
+            ));
+        }
+        if self.max_poll_interval_ms == 0 || self.max_poll_interval_ms > u64::from(u32::MAX) {
+            return err(format!(
+                "max.poll.interval.ms={} must be between 1 and {}",
+                self.max_poll_interval_ms,
+                u32::MAX
+            ));
+        }
+        if self.session_timeout_ms > u64::from(u32::MAX) {
+            return err(format!(
+                "session.timeout.ms={} must be at most {}",
+                self.session_timeout_ms,
+                u32::MAX
             ));
         }
         if self.max_poll_records == 0 || self.batch_size_records == 0 {

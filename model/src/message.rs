@@ -33,12 +33,17 @@ pub enum ErrorCode {
     ConcurrentTransactions,
     ProducerFenced,
     InvalidTxnState,
-    /// Group coordinator errors (KIP-447 fencing of offset commits; KIP-345 static
-    /// members; KIP-447's `RequireStable`).
+    /// Group coordinator errors: the classic group protocol's generation and member
+    /// fencing (also of offset commits, KIP-447 for transactional ones), KIP-345's
+    /// static members, KIP-447's `RequireStable`.
     IllegalGeneration,
     UnknownMemberId,
     FencedInstanceId,
     UnstableOffsetCommit,
+    /// The group is rebalancing: rejoin (a Heartbeat, SyncGroup or OffsetCommit answer).
+    RebalanceInProgress,
+    /// A joining member supports none of the group's protocols (assignors).
+    InconsistentGroupProtocol,
     /// Client-side: the connection broke with the request in flight.
     NetworkException,
 }
@@ -72,6 +77,8 @@ impl ErrorCode {
             ErrorCode::UnknownMemberId => "UNKNOWN_MEMBER_ID",
             ErrorCode::FencedInstanceId => "FENCED_INSTANCE_ID",
             ErrorCode::UnstableOffsetCommit => "UNSTABLE_OFFSET_COMMIT",
+            ErrorCode::RebalanceInProgress => "REBALANCE_IN_PROGRESS",
+            ErrorCode::InconsistentGroupProtocol => "INCONSISTENT_GROUP_PROTOCOL",
         }
     }
 }
@@ -137,24 +144,109 @@ pub enum CoordinatorEntry {
 /// One record of `__consumer_offsets` (Kafka's `GroupMetadataValue` and
 /// `OffsetCommitValue`). Entries are replayed in log order; a new leader rebuilds the
 /// groups from them alone.
+///
+/// Simplification: Kafka writes a group's metadata as one `GroupMetadataValue` record
+/// holding every member; records here are small `Copy` values, so the coordinator
+/// appends one [`GroupLogEntry::Member`] per member followed by the
+/// [`GroupLogEntry::Generation`] that closes the set (one append: a truncation can cut
+/// only its tail, and the set counts only once its closing record is committed).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GroupLogEntry {
-    /// `member` joined `group` as the static member `instance` (KIP-345) and started
-    /// `generation`; an older member of the instance is fenced from then on.
+    /// One member of `group` in `generation`, with its assignment.
     Member {
         group: GroupId,
-        instance: u32,
-        member: MemberId,
         generation: Generation,
+        member: MemberId,
+        /// `group.instance.id` of a static member (KIP-345).
+        instance: Option<u32>,
+        assignment: PartitionSet,
+        session_timeout_ms: u32,
+        rebalance_timeout_ms: u32,
     },
-    /// A transactional offset commit (KIP-98): the record carries the producer's stamp
-    /// (`transactional: true`), and that producer's commit or abort marker in this
-    /// partition decides it. Until then the offset is pending.
+    /// The group's metadata: its generation, selected protocol and leader, and the
+    /// `members` [`GroupLogEntry::Member`] records just before this one (none: the
+    /// group is empty).
+    Generation {
+        group: GroupId,
+        generation: Generation,
+        protocol: Option<ProtocolName>,
+        leader: Option<MemberId>,
+        members: u32,
+    },
+    /// An offset commit: plain (OffsetCommit, no producer stamp: committed once the
+    /// record is), or transactional (KIP-98: the record carries the producer's stamp,
+    /// `transactional: true`, and that producer's commit or abort marker in this
+    /// partition decides it; until then the offset is pending).
     Offset {
         group: GroupId,
         partition: PartitionId,
         offset: Offset,
     },
+}
+
+/// A group protocol's name (an assignor: `range`, `cooperative-sticky`, ...) stored
+/// inline, so that a [`GroupLogEntry`] stays `Copy`. Names are at most
+/// [`ProtocolName::CAPACITY`] bytes.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ProtocolName {
+    len: u8,
+    bytes: [u8; ProtocolName::CAPACITY],
+}
+
+impl ProtocolName {
+    pub const CAPACITY: usize = 23;
+
+    /// `None` for a name longer than [`ProtocolName::CAPACITY`] bytes.
+    pub fn new(name: &str) -> Option<ProtocolName> {
+        let len = name.len();
+        if len > Self::CAPACITY {
+            return None;
+        }
+        let mut bytes = [0; Self::CAPACITY];
+        bytes[..len].copy_from_slice(name.as_bytes());
+        Some(ProtocolName {
+            len: len as u8,
+            bytes,
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).expect("built from a str")
+    }
+}
+
+impl std::fmt::Debug for ProtocolName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.as_str())
+    }
+}
+
+/// KIP-447's `ConsumerGroupMetadata`: who commits offsets inside a transaction (sent
+/// with TxnOffsetCommit v3+), so the group coordinator can fence a zombie.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConsumerGroupMetadata {
+    pub generation: Generation,
+    pub member: MemberId,
+    /// `group.instance.id` of a static member.
+    pub instance: Option<u32>,
+}
+
+/// One member as the group leader learns it from its JoinGroup response: member id,
+/// `group.instance.id`, and its subscription's owned partitions with the generation
+/// they were owned in (KIP-429; the input topic is the only subscribed topic).
+pub type JoinedMember = (MemberId, Option<u32>, Vec<PartitionId>, Option<Generation>);
+
+/// A successful JoinGroup: the generation the member is in, and who leads it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Joined {
+    pub generation: Generation,
+    /// The member's id (assigned by the coordinator to a new member).
+    pub member: MemberId,
+    pub leader: MemberId,
+    /// The protocol (assignor) the coordinator selected among the members' choices.
+    pub protocol: String,
+    /// Every member with its subscription: for the leader only (empty for the others).
+    pub members: Vec<JoinedMember>,
 }
 
 /// The states of a transaction at its coordinator (Kafka's `TransactionState`).
@@ -400,31 +492,97 @@ pub enum Message {
         correlation: u64,
         result: Result<ProducerEpoch, ErrorCode>,
     },
-    // ---- consumer groups (the part exactly-once needs; KIP-345, KIP-447) ----
-    /// Join `group` as the static member `instance` (`group.instance.id`). A join
-    /// starts a new generation; a newer `member` of the same instance replaces the
-    /// older one, which is then fenced (`FENCED_INSTANCE_ID`).
+    // ---- consumer groups: Kafka's classic group protocol (KIP-62, KIP-345, KIP-447) ----
+    /// Join (or rejoin) `group`. `member` is `None` for a new member: the coordinator
+    /// assigns its id in the answer (simplification: Kafka >= 2.2 first answers
+    /// MEMBER_ID_REQUIRED with the id, KIP-394, and the member joins again with it).
+    /// `instance` is `group.instance.id` (KIP-345 static membership): a new member id
+    /// for a known instance replaces the older one, which is fenced from then on.
+    /// `protocols` are the member's assignors in its order of preference; `owned` its
+    /// owned partitions and the generation it owned them in (KIP-429's subscription).
+    /// The answer waits until the rebalance's join phase completes.
     JoinGroup {
         correlation: u64,
         group: GroupId,
-        instance: u32,
-        member: MemberId,
+        member: Option<MemberId>,
+        instance: Option<u32>,
+        session_timeout_ms: u64,
+        rebalance_timeout_ms: u64,
+        protocols: Vec<String>,
+        owned: Vec<PartitionId>,
+        owned_generation: Option<Generation>,
     },
     JoinGroupResponse {
         correlation: u64,
-        result: Result<Generation, ErrorCode>,
+        result: Result<Joined, ErrorCode>,
+    },
+    /// The second phase of a rebalance: the leader sends every member's assignment,
+    /// the others none; every member is answered with its own assignment once the
+    /// leader's is stored.
+    SyncGroup {
+        correlation: u64,
+        group: GroupId,
+        generation: Generation,
+        member: MemberId,
+        instance: Option<u32>,
+        assignments: Vec<(MemberId, Vec<PartitionId>)>,
+    },
+    SyncGroupResponse {
+        correlation: u64,
+        result: Result<Vec<PartitionId>, ErrorCode>,
+    },
+    /// Keeps the member's session alive (`session.timeout.ms`); REBALANCE_IN_PROGRESS
+    /// tells it to rejoin.
+    Heartbeat {
+        correlation: u64,
+        group: GroupId,
+        generation: Generation,
+        member: MemberId,
+        instance: Option<u32>,
+    },
+    HeartbeatResponse {
+        correlation: u64,
+        result: Result<(), ErrorCode>,
+    },
+    /// The member leaves the group (a rebalance follows).
+    LeaveGroup {
+        correlation: u64,
+        group: GroupId,
+        member: MemberId,
+        instance: Option<u32>,
+    },
+    LeaveGroupResponse {
+        correlation: u64,
+        result: Result<(), ErrorCode>,
+    },
+    /// Commit offsets outside a transaction. A group member sends its generation and
+    /// member id and is fenced by them (ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID,
+    /// FENCED_INSTANCE_ID); a client outside group management (assign mode) sends
+    /// none (Kafka's generation -1), accepted only while the group has no members.
+    OffsetCommit {
+        correlation: u64,
+        group: GroupId,
+        generation: Option<Generation>,
+        member: Option<MemberId>,
+        instance: Option<u32>,
+        /// Per partition: the next offset to consume.
+        offsets: Vec<(PartitionId, Offset)>,
+    },
+    OffsetCommitResponse {
+        correlation: u64,
+        result: Result<(), ErrorCode>,
     },
     /// `sendOffsetsToTransaction`, step 2, to the group coordinator: the offsets stay
     /// pending until the transaction's marker reaches `__consumer_offsets`. Carries the
-    /// consumer's generation and member id so a zombie is fenced (KIP-447); a client
-    /// before KIP-447 (TxnOffsetCommit v0-v2, Kafka Streams' `exactly_once`) sends none.
+    /// consumer's group metadata so a zombie is fenced (KIP-447); a client before
+    /// KIP-447 (TxnOffsetCommit v0-v2, Kafka Streams' `exactly_once`) sends none.
     TxnOffsetCommit {
         correlation: u64,
         transactional_id: TxnId,
         producer_id: ProducerId,
         producer_epoch: ProducerEpoch,
         group: GroupId,
-        group_metadata: Option<(Generation, MemberId)>,
+        group_metadata: Option<ConsumerGroupMetadata>,
         /// Per partition: the next offset to consume.
         offsets: Vec<(PartitionId, Offset)>,
     },
@@ -481,6 +639,10 @@ impl Message {
                 | Message::EndTxn { .. }
                 | Message::AddOffsetsToTxn { .. }
                 | Message::JoinGroup { .. }
+                | Message::SyncGroup { .. }
+                | Message::Heartbeat { .. }
+                | Message::LeaveGroup { .. }
+                | Message::OffsetCommit { .. }
                 | Message::TxnOffsetCommit { .. }
                 | Message::OffsetFetch { .. }
         )
@@ -515,6 +677,14 @@ impl Message {
             Message::AddOffsetsToTxn { .. } => "AddOffsetsToTxn",
             Message::JoinGroup { .. } => "JoinGroup",
             Message::JoinGroupResponse { .. } => "JoinGroupResponse",
+            Message::SyncGroup { .. } => "SyncGroup",
+            Message::SyncGroupResponse { .. } => "SyncGroupResponse",
+            Message::Heartbeat { .. } => "Heartbeat",
+            Message::HeartbeatResponse { .. } => "HeartbeatResponse",
+            Message::LeaveGroup { .. } => "LeaveGroup",
+            Message::LeaveGroupResponse { .. } => "LeaveGroupResponse",
+            Message::OffsetCommit { .. } => "OffsetCommit",
+            Message::OffsetCommitResponse { .. } => "OffsetCommitResponse",
             Message::TxnOffsetCommit { .. } => "TxnOffsetCommit",
             Message::TxnOffsetCommitResponse { .. } => "TxnOffsetCommitResponse",
             Message::OffsetFetch { .. } => "OffsetFetch",

@@ -32,6 +32,10 @@ pub enum Timer {
     FetchWaits,
     /// Broker (transaction coordinator): abort timed-out transactions, resend markers.
     TxnTick,
+    /// Broker (group coordinator): the earliest group deadline (a member's session
+    /// time-out, the end of a join phase or of the initial rebalance delay) is due;
+    /// one timer armed for the earliest.
+    GroupTick,
     /// Controller: look for brokers whose session expired.
     SessionCheck,
     /// Client: workload tick (next send / next poll).
@@ -42,6 +46,8 @@ pub enum Timer {
     RequestTimeout(u64),
     /// Client: retry after `retry.backoff.ms`.
     Retry,
+    /// Client (group member): send the next Heartbeat (`heartbeat.interval.ms`).
+    Heartbeat,
     /// Producer: time out every request in flight longer than `request.timeout.ms`
     /// (one timer armed for the earliest deadline).
     RequestTimeouts,

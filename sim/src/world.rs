@@ -16,9 +16,7 @@ use model::config::Config;
 use model::controller::Controller;
 use model::message::Message;
 use model::outbox::{DiskCompletion, DiskOp, Note, Outbox, Timer};
-use model::types::{
-    BrokerEpoch, BrokerId, ClientId, GroupId, MemberId, NodeId, PartitionId, SimTime, TxnId,
-};
+use model::types::{BrokerEpoch, BrokerId, ClientId, GroupId, NodeId, PartitionId, SimTime, TxnId};
 use scenarios::{Fault, FaultEvent, LinkSet, Phases, Scenario, StallWhen, Target};
 use std::collections::BTreeMap;
 
@@ -359,8 +357,8 @@ impl World {
             .filter(|&k| k < self.apps.len())
     }
 
-    /// Start a new instance of application `slot` (its member id is newer than every
-    /// earlier instance's, so it takes the slot over).
+    /// Start a new instance of application `slot` (it joins the group as the slot's
+    /// static member, so it takes the slot over).
     fn start_app(&mut self, slot: u32, fresh_transactional_id: bool) {
         let k = self.apps.len();
         let slots = self.app_slots.len() as u32;
@@ -368,7 +366,6 @@ impl World {
             group: GroupId(0),
             slot,
             slots,
-            member: MemberId(k as u64 + 1),
             // Kafka Streams' `exactly_once` has one transactional.id per task: always
             // the slot's.
             transactional_id: if fresh_transactional_id && self.config.exactly_once_v2 {

@@ -5,7 +5,13 @@
 //! Judged from `ok` assign events that name a `group` and a `generation`; an owner is
 //! the event's `member`, or its process when a member is missing.
 //! 1. Same generation: two assignments of one group and generation, to different
-//!    owners, both contain the partition. One generation has one assignment.
+//!    owners, both contain the partition, and both owners were live with it: each
+//!    committed it (an `ok` commit, or an `ok` transaction whose `offsets` name it)
+//!    in an operation invoked after the later of the two assignments. One generation
+//!    has one assignment; but KIP-345 hands a static member's assignment to its
+//!    restarted process (a new member id) within the same generation and fences the
+//!    old member, which can no longer commit: that handover is not split (KAFKA-8500's
+//!    duplicate static member, whose old process goes on committing, is).
 //! 2. Late revoke: process A's latest assignment holds the partition; process B (a
 //!    different owner) is assigned it in generation `gB`; *afterwards* A completes an
 //!    assignment without it in a generation lower than `gB`. A revoked the partition in
@@ -68,8 +74,34 @@ pub(crate) fn detect(analysis: &Analysis, found: &mut Vec<Anomaly>) {
     late_revokes(analysis, found);
 }
 
-/// Rule 1: per (group, generation, key), the first two assignments to different owners.
+/// An `ok` commit of a key: (process, invoke index, completion index).
+type KeyCommit = (u64, u64, u64);
+
+/// Per (group, key): the `ok` commits of it.
+fn commits_by_key(analysis: &Analysis) -> FxHashMap<(GroupId, KeyId), Vec<KeyCommit>> {
+    let mut commits: FxHashMap<(GroupId, KeyId), Vec<KeyCommit>> = FxHashMap::default();
+    for event in &analysis.groups.events {
+        if let GroupEvent::Commit(commit) = event {
+            if commit.outcome != Outcome::Ok {
+                continue;
+            }
+            let invoke = commit.invoke.unwrap_or(commit.op);
+            for &(key, _) in &commit.offsets {
+                commits.entry((commit.group, key)).or_default().push((
+                    commit.process,
+                    invoke,
+                    commit.op,
+                ));
+            }
+        }
+    }
+    commits
+}
+
+/// Rule 1: per (group, generation, key), the first pair of assignments to different
+/// owners that both committed the key afterwards.
 fn same_generation(analysis: &Analysis, assignments: &[&Membership], found: &mut Vec<Anomaly>) {
+    let commits = commits_by_key(analysis);
     let mut by_generation: BTreeMap<(GroupId, i64, KeyId), Vec<&Membership>> = BTreeMap::new();
     for &assignment in assignments {
         let (Some(group), Some(generation)) = (assignment.group, assignment.generation) else {
@@ -83,23 +115,37 @@ fn same_generation(analysis: &Analysis, assignments: &[&Membership], found: &mut
         }
     }
     for ((group, generation, key), owners) in by_generation {
-        let Some(first) = owners.first() else {
-            continue;
+        let key_commits = commits.get(&(group, key)).map_or(&[][..], Vec::as_slice);
+        // The first commit of the key by `process` invoked after op `after`.
+        let committed_after = |process: u64, after: u64| {
+            key_commits
+                .iter()
+                .filter(|&&(p, invoke, _)| p == process && invoke > after)
+                .map(|&(_, _, op)| op)
+                .min()
         };
-        let other = owners.iter().find(|other| {
-            !same_owner(
-                first.process,
-                first.member.as_deref(),
-                other.process,
-                other.member.as_deref(),
-            )
+        let split = owners.iter().enumerate().find_map(|(i, first)| {
+            owners[i + 1..].iter().find_map(|other| {
+                if same_owner(
+                    first.process,
+                    first.member.as_deref(),
+                    other.process,
+                    other.member.as_deref(),
+                ) {
+                    return None;
+                }
+                let later = first.op.max(other.op);
+                let first_commit = committed_after(first.process, later)?;
+                let other_commit = committed_after(other.process, later)?;
+                Some((first, other, first_commit, other_commit))
+            })
         });
-        let Some(other) = other else {
+        let Some((first, other, first_commit, other_commit)) = split else {
             continue;
         };
         let key = &analysis.keys[key as usize];
         let detail = format!(
-            "in group {}, generation {generation} assigned {} to {} (op {}) and to {} (op {}). A generation's assignment gives each partition to one member, so both consumed it at once.",
+            "in group {}, generation {generation} assigned {} to {} (op {}) and to {} (op {}), and both went on committing it (ops {first_commit} and {other_commit}). A generation's assignment gives each partition to one member, so both consumed it at once.",
             analysis.groups.name(group),
             key.name,
             owner_text(first.process, first.member.as_deref()),
@@ -111,7 +157,7 @@ fn same_generation(analysis: &Analysis, assignments: &[&Membership], found: &mut
             KIND,
             &key.name,
             detail,
-            vec![first.op, other.op],
+            vec![first.op, other.op, first_commit, other_commit],
         ));
     }
 }
@@ -224,6 +270,7 @@ fn check_revoke(
 
 #[cfg(test)]
 mod tests {
+    use crate::history::{OpType, OpValue, F};
     use crate::testkit::History;
 
     fn group_assign(history: &mut History, process: u64, keys: &[&str], generation: i64) -> u64 {
@@ -235,16 +282,59 @@ mod tests {
         op
     }
 
+    /// An `ok` commit of `key` by `process` in generation `generation`.
+    fn commit(history: &mut History, process: u64, key: &str, generation: i64) -> u64 {
+        let value = OpValue::Commit {
+            group: "g".into(),
+            offsets: vec![(key.into(), 1)],
+        };
+        history.push(OpType::Invoke, process, F::Commit, value.clone());
+        let op = history.push(OpType::Ok, process, F::Commit, value);
+        history.last_mut().generation = Some(generation);
+        op
+    }
+
     #[test]
-    fn one_generation_giving_a_partition_to_two_members_is_split() {
+    fn one_generation_giving_a_partition_to_two_live_members_is_split() {
         let mut history = History::new();
         let first = group_assign(&mut history, 1, &["k-0", "k-1"], 3);
         let second = group_assign(&mut history, 2, &["k-1"], 3);
+        let first_commit = commit(&mut history, 1, "k-1", 3);
+        let second_commit = commit(&mut history, 2, "k-1", 3);
         let report = history.check();
         assert_eq!(
             report.summary(),
-            vec![("split-ownership", "k-1", vec![first, second])],
+            vec![(
+                "split-ownership",
+                "k-1",
+                vec![first, second, first_commit, second_commit]
+            )],
             "{report:?}"
+        );
+    }
+
+    #[test]
+    fn a_static_handover_within_a_generation_is_not_split() {
+        // KIP-345: a restarted static member takes its instance's assignment in the
+        // same generation; the old process, fenced, commits nothing more (its
+        // transaction fails) although it still believed itself the owner.
+        let mut history = History::new();
+        group_assign(&mut history, 1, &["k-0"], 2);
+        commit(&mut history, 1, "k-0", 2);
+        group_assign(&mut history, 2, &["k-0"], 2);
+        commit(&mut history, 2, "k-0", 2);
+        let zombie = OpValue::Commit {
+            group: "g".into(),
+            offsets: vec![("k-0".into(), 5)],
+        };
+        history.push(OpType::Invoke, 1, F::Commit, zombie.clone());
+        history.push(OpType::Fail, 1, F::Commit, zombie);
+        history.last_mut().error = Some("FENCED_INSTANCE_ID".into());
+        commit(&mut history, 2, "k-0", 2);
+        assert!(
+            history.check().anomalies.is_empty(),
+            "{:?}",
+            history.check()
         );
     }
 

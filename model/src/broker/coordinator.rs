@@ -53,26 +53,28 @@ impl Broker {
     }
 
     /// We lost the leadership of `p`: its coordinator forgets what it loaded from it.
-    pub(super) fn unload_coordinator(&mut self, p: PartitionId) {
+    pub(super) fn unload_coordinator(&mut self, p: PartitionId, out: &mut Outbox) {
         if self.config.is_transaction_state(p) {
             self.unload_transactions(p);
         } else if self.config.is_consumer_offsets(p) {
-            self.unload_groups(p);
+            self.unload_groups(p, out);
         }
     }
 
     /// Run the coordinators' part of the internal-log appends that completed during
     /// this event (they complete deep inside the produce path, without `now`). The
     /// group coordinator first applies what became committed, so that an answer
-    /// reflects its own write.
+    /// reflects its own write, and at the end arms its timer for the groups' next
+    /// deadline.
     pub(super) fn drain_coordinator_writes(&mut self, now: SimTime, out: &mut Outbox) {
         self.catch_up_groups();
         while !self.coordinator_writes_done.is_empty() {
             for (write, result) in std::mem::take(&mut self.coordinator_writes_done) {
                 self.on_txn_log_written(now, write, result, out);
-                self.on_group_log_written(write, result, out);
+                self.on_group_log_written(now, write, result, out);
             }
             self.catch_up_groups();
         }
+        self.arm_group_tick(now, out);
     }
 }

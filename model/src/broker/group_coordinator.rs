@@ -1,49 +1,62 @@
-//! The group coordinator, minimal: static membership (KIP-345) with a generation, and
-//! the committed offsets of each group, including transactional offset commits
-//! (KIP-98's `sendOffsetsToTransaction`, fenced by KIP-447). The group `g` is
-//! coordinated by the leader of `__consumer_offsets` partition
-//! [`crate::config::Config::consumer_offsets_partition`]`(g)`.
+//! The group coordinator: Kafka's classic consumer-group protocol (JoinGroup, SyncGroup,
+//! Heartbeat, LeaveGroup; generations; KIP-345 static members), the committed offsets
+//! of each group (OffsetCommit, OffsetFetch with KIP-447's `RequireStable`) and the
+//! transactional offset commits of KIP-98 (`sendOffsetsToTransaction`, fenced by
+//! KIP-447). The group `g` is coordinated by the leader of `__consumer_offsets`
+//! partition [`crate::config::Config::consumer_offsets_partition`]`(g)`.
 //!
-//! Its state is the log of that partition: every change is appended as a
-//! [`GroupLogEntry`] (acks=all, `min.insync.replicas` applies), and the committed
-//! state is the replay of the log up to the high watermark, entry by entry in log
-//! order ([`OffsetsPartition::apply`]). A transactional offset commit is appended as a
+//! Two layers, as in Kafka. The *live* groups ([`group::Group`], Kafka's in-memory
+//! `GroupMetadata`) are the authority while we coordinate: requests are checked
+//! against them and move them at once, so a member is fenced from the moment its
+//! replacement joins. The *log* of the partition makes them durable: the group's
+//! metadata (generation, protocol, leader, members with their instance ids and
+//! assignments) is written when a rebalance completes (the leader's SyncGroup), when a
+//! static member replaces another, and when the group empties; offsets when committed.
+//! Every write is acks=all (`min.insync.replicas` applies) and answered once committed.
+//! The committed state is the replay of the log up to the high watermark
+//! ([`log::OffsetsPartition`]): a transactional offset commit is appended as a
 //! transactional batch of its producer, so the partition's transaction index and LSO
-//! account for it, and the producer's commit or abort marker (written to this partition
-//! by the transaction coordinator, which AddOffsetsToTxn told to) decides it during the
-//! same replay. A new leader therefore arrives at the same state from its log alone.
+//! account for it, and the producer's marker (written here by the transaction
+//! coordinator, which AddOffsetsToTxn told to) decides it during the same replay. A new
+//! leader arrives at the same state from its log alone, and loads a live group from it
+//! on first use (each member with a fresh session), so members of the stored
+//! generation go on heartbeating and committing across a failover.
 //!
-//! Requests are checked against the *latest* membership: the committed one plus the
-//! uncommitted tail of our log (our own appends, which a leader never truncates), so a
-//! member is fenced from the moment the join that replaces it is appended, as Kafka
-//! updates its in-memory group before the write completes. Answers wait for the write
-//! to be committed.
-//!
-//! Driving contract: the broker dispatches JoinGroup, TxnOffsetCommit and OffsetFetch
-//! here; `load_groups`/`unload_groups` follow the leadership of the partitions, and
+//! Driving contract: the broker dispatches the group requests here;
+//! `load_groups`/`unload_groups` follow the leadership of the partitions;
 //! `catch_up_groups` runs after every event (and before every request) to apply what
-//! became committed.
+//! became committed, and `arm_group_tick` after every event arms [`Timer::GroupTick`]
+//! for the earliest group deadline (session expiry, end of a join phase), on which
+//! `on_group_tick` runs.
 //!
 //! Simplifications against Kafka's group coordinator, each marked `Simplification:`
-//! where it is made: static members only, each new member its own generation; no
-//! rebalance, assignor, heartbeat or session time-out; transactional offset commits
-//! only (there is no plain OffsetCommit yet); loading ends when the high watermark
-//! covers the log, and is answered COORDINATOR_NOT_AVAILABLE; OffsetFetch errors are
+//! where it is made: a new member gets its id in the first JoinGroup answer (no
+//! KIP-394 MEMBER_ID_REQUIRED round trip); no pending-sync time-out, no group size
+//! limit, no session time-out bounds (`group.min/max.session.timeout.ms`); the members'
+//! subscriptions are not stored; loading ends when the high watermark covers the log,
+//! and is answered COORDINATOR_NOT_AVAILABLE; OffsetCommit and OffsetFetch errors are
 //! per request, not per partition.
 
+mod group;
+mod log;
+
 use super::coordinator::write_outcome;
-use super::replica::Replica;
 use super::Broker;
 use crate::bug::Bug;
 use crate::message::{
-    Control, CoordinatorEntry, ErrorCode, GroupLogEntry, Message, ProducerStamp, Record,
+    ConsumerGroupMetadata, CoordinatorEntry, ErrorCode, GroupLogEntry, Message, ProducerStamp,
+    Record,
 };
-use crate::outbox::Outbox;
+use crate::outbox::{Outbox, Timer};
 use crate::types::{
     Generation, GroupId, MemberId, NodeId, Offset, PartitionId, PartitionSet, ProducerEpoch,
     ProducerId, SimTime,
 };
-use std::collections::{BTreeMap, BTreeSet};
+use group::{Group, GroupSettings, Store};
+use log::{group_record, OffsetsPartition};
+use std::collections::BTreeMap;
+
+pub(super) use group::{JoinRequest, Waiter};
 
 /// A TxnOffsetCommit request, as the coordinator needs it.
 pub(super) struct TxnOffsetCommit {
@@ -51,150 +64,43 @@ pub(super) struct TxnOffsetCommit {
     pub producer_id: ProducerId,
     pub producer_epoch: ProducerEpoch,
     pub group: GroupId,
-    /// The consumer's (generation, member id); `None` from a client before KIP-447.
-    pub group_metadata: Option<(Generation, MemberId)>,
+    /// The consumer's group metadata; `None` from a client before KIP-447.
+    pub group_metadata: Option<ConsumerGroupMetadata>,
     pub offsets: Vec<(PartitionId, Offset)>,
 }
 
-/// Who the group's members are, and in which generation.
-///
-/// Simplification: static members only (KIP-345 `group.instance.id`), each of which
-/// computes its own assignment from its instance number: no dynamic members, no
-/// JoinGroup/SyncGroup barrier or assignor, no heartbeats, session time-outs or
-/// LeaveGroup. The rebalancing issue adds the members' subscriptions and an assignor
-/// here.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-struct Membership {
-    /// Bumped by every join of a new member (see [`Broker::on_join_group`]).
-    generation: Generation,
-    /// Static members: `group.instance.id` -> its current member id.
-    members: BTreeMap<u32, MemberId>,
-    /// Member ids replaced by a newer member of their instance (zombies).
-    fenced: BTreeSet<MemberId>,
+/// An OffsetCommit request, as the coordinator needs it.
+pub(super) struct OffsetCommit {
+    pub correlation: u64,
+    pub group: GroupId,
+    pub generation: Option<Generation>,
+    pub member: Option<MemberId>,
+    pub instance: Option<u32>,
+    pub offsets: Vec<(PartitionId, Offset)>,
 }
 
-impl Membership {
-    /// The latest entry wins, as in Kafka's replay of the log. The coordinator only
-    /// writes growing generations and newer members, but a log whose lineage a
-    /// reintroduced replication bug mixed is taken as it is, not asserted on (the
-    /// checker is to find what follows).
-    fn apply_join(&mut self, instance: u32, member: MemberId, generation: Generation) {
-        if let Some(old) = self.members.insert(instance, member) {
-            if old != member {
-                self.fenced.insert(old);
-            }
-        }
-        self.generation = generation;
-    }
-
-    /// KIP-447: may `member` of `generation` commit offsets?
-    fn check_commit(&self, member: MemberId, generation: Generation) -> Result<(), ErrorCode> {
-        if !self.members.values().any(|&m| m == member) {
-            return Err(if self.fenced.contains(&member) {
-                ErrorCode::FencedInstanceId
-            } else {
-                ErrorCode::UnknownMemberId
-            });
-        }
-        if generation != self.generation {
-            return Err(ErrorCode::IllegalGeneration);
-        }
-        Ok(())
-    }
-}
-
-/// One group's committed state.
-#[derive(Clone, Debug, Default)]
-struct GroupMeta {
-    membership: Membership,
-    /// Committed offsets: partition -> the next offset to consume.
-    offsets: BTreeMap<PartitionId, Offset>,
-    /// Transactional commits whose marker is not committed yet, by producer id.
-    pending: BTreeMap<ProducerId, BTreeMap<PartitionId, Offset>>,
-}
-
-/// The state loaded from one `__consumer_offsets` partition we lead.
-#[derive(Clone, Debug, Default)]
-struct OffsetsPartition {
-    /// The log is applied up to here (exclusive): the high watermark last seen.
-    applied: Offset,
-    groups: BTreeMap<GroupId, GroupMeta>,
-}
-
-impl OffsetsPartition {
-    /// Apply the records of our replica `r` (we lead it) that its HW now covers.
-    fn catch_up(&mut self, r: &Replica) {
-        let p = r.partition;
-        debug_assert!(r.is_leader(), "{p:?}: groups loaded by a non-leader");
-        debug_assert!(
-            self.applied <= r.high_watermark,
-            "{p:?}: a leader's HW never goes back"
-        );
-        let count = r.high_watermark.0.saturating_sub(self.applied.0) as usize;
-        for record in r.log.read(self.applied, count) {
-            self.apply(record);
-        }
-        self.applied = r.high_watermark;
-    }
-
-    /// Replay one committed record of the partition.
-    fn apply(&mut self, record: &Record) {
-        let producer = record.producer.map(|(stamp, _)| stamp.producer_id);
-        match (record.txn_state, record.control, producer) {
-            (
-                Some(CoordinatorEntry::Group(GroupLogEntry::Member {
-                    group,
-                    instance,
-                    member,
-                    generation,
-                })),
-                _,
-                _,
-            ) => self
-                .groups
-                .entry(group)
-                .or_default()
-                .membership
-                .apply_join(instance, member, generation),
-            (
-                Some(CoordinatorEntry::Group(GroupLogEntry::Offset {
-                    group,
-                    partition,
-                    offset,
-                })),
-                _,
-                Some(producer),
-            ) => {
-                self.groups
-                    .entry(group)
-                    .or_default()
-                    .pending
-                    .entry(producer)
-                    .or_default()
-                    .insert(partition, offset);
-            }
-            // A marker decides the producer's pending commits of every group here.
-            (None, Some(control), Some(producer)) => {
-                for g in self.groups.values_mut() {
-                    if let Some(decided) = g.pending.remove(&producer) {
-                        if control == Control::Commit {
-                            g.offsets.extend(decided);
-                        }
-                    }
-                }
-            }
-            _ => debug_assert!(record.txn_state.is_none(), "only groups' entries here"),
-        }
-    }
-}
-
-/// What to answer once a group-log write completes.
+/// A SyncGroup, Heartbeat or LeaveGroup: who sends it.
 #[derive(Clone, Copy, Debug)]
+pub(super) struct MemberRequest {
+    pub correlation: u64,
+    pub group: GroupId,
+    pub generation: Generation,
+    pub member: MemberId,
+    pub instance: Option<u32>,
+}
+
+/// What to do once a group-log write completes.
+#[derive(Clone, Debug)]
 enum AfterWrite {
-    JoinGroup {
+    /// The group's metadata: tell the group (it answers its members).
+    Store {
+        partition: PartitionId,
+        group: GroupId,
+        store: Store,
+    },
+    OffsetCommit {
         client: NodeId,
         correlation: u64,
-        generation: Generation,
     },
     TxnOffsetCommit {
         client: NodeId,
@@ -207,9 +113,16 @@ enum AfterWrite {
 #[derive(Clone, Debug, Default)]
 pub struct GroupCoordinator {
     partitions: BTreeMap<PartitionId, OffsetsPartition>,
-    /// Group-log appends waiting for the HW: write id -> what to answer.
+    /// Group-log appends waiting for the HW: write id -> what to do then.
     writes: BTreeMap<u64, AfterWrite>,
+    /// When the armed [`Timer::GroupTick`] fires (one is enough).
+    tick_armed: Option<SimTime>,
 }
+
+/// Member ids are `leader epoch * MEMBER_IDS_PER_EPOCH + n`: unique across the
+/// coordinator's failovers (each leadership of the partition has its own epoch), and
+/// readable in a history (`member-2000001`: the first member of epoch 2).
+const MEMBER_IDS_PER_EPOCH: u64 = 1_000_000;
 
 impl Broker {
     /// Are we the loaded coordinator of `group`? Loading lasts until the high watermark
@@ -235,31 +148,38 @@ impl Broker {
         Ok(p)
     }
 
-    /// The membership of `group` including the uncommitted tail of our log.
-    fn latest_membership(&self, p: PartitionId, group: GroupId) -> Membership {
-        let loaded = &self.group.partitions[&p];
-        let mut membership = loaded
-            .groups
-            .get(&group)
-            .map(|g| g.membership.clone())
-            .unwrap_or_default();
-        for record in self.replicas[p.index()]
-            .log
-            .read(loaded.applied, usize::MAX)
-        {
-            if let Some(CoordinatorEntry::Group(GroupLogEntry::Member {
-                group: g,
-                instance,
-                member,
-                generation,
-            })) = record.txn_state
-            {
-                if g == group {
-                    membership.apply_join(instance, member, generation);
-                }
-            }
+    fn group_settings(&self) -> GroupSettings {
+        GroupSettings {
+            initial_rebalance_delay_ms: self.config.group_initial_rebalance_delay_ms,
+            static_member_duplicate: self.bug(Bug::StaticMemberDuplicate),
         }
-        membership
+    }
+
+    /// The live group `group` of partition `p` (loaded), loaded from its stored
+    /// metadata on first use.
+    fn live_group(&mut self, now: SimTime, p: PartitionId, group: GroupId) -> &mut Group {
+        let settings = self.group_settings();
+        let loaded = self.group.partitions.get_mut(&p).expect("loaded");
+        loaded
+            .live
+            .entry(group)
+            .or_insert_with(|| match loaded.groups.get(&group) {
+                Some(meta) => Group::load(now, &meta.stored, settings),
+                None => Group::new(settings),
+            })
+    }
+
+    /// A member id never handed out before for a group of `p`.
+    fn fresh_member_id(&mut self, p: PartitionId) -> MemberId {
+        let epoch = self.replicas[p.index()].leader_epoch().map_or(0, |e| e.0);
+        let loaded = self.group.partitions.get_mut(&p).expect("loaded");
+        loaded.members_created += 1;
+        let n = u64::from(loaded.members_created);
+        debug_assert!(
+            n < MEMBER_IDS_PER_EPOCH,
+            "member ids of one epoch exhausted"
+        );
+        MemberId(u64::from(epoch) * MEMBER_IDS_PER_EPOCH + n)
     }
 
     /// KIP-447's `RequireStable`: has `group` a transactional commit for `partition`
@@ -277,78 +197,174 @@ impl Broker {
                 .read(loaded.applied, usize::MAX)
                 .iter()
                 .any(|r| {
-                    matches!(r.txn_state, Some(CoordinatorEntry::Group(GroupLogEntry::Offset {
+                    r.producer.is_some()
+                        && matches!(r.txn_state, Some(CoordinatorEntry::Group(GroupLogEntry::Offset {
                         group: g, partition: q, ..
                     })) if g == group && q == partition)
                 })
     }
 
-    /// JoinGroup for a static member (KIP-345): a member id older than the instance's
-    /// current one is a zombie (FENCED_INSTANCE_ID); the instance's current member
-    /// rejoining (after a fenced producer, an ILLEGAL_GENERATION) is answered the
-    /// committed generation, unchanged; a new member is written with the next
-    /// generation and answered with it once committed.
-    ///
-    /// Simplification: a new member of an instance starts a new generation. With static
-    /// membership Kafka would hand a restarted instance its assignment without a
-    /// rebalance (and keep the generation), but the bump is what exercises KIP-447's
-    /// generation fence on a zombie's commits. A rejoin of the current member does not
-    /// bump: otherwise every instance's rejoin would fence the others' commits in turn.
-    #[allow(clippy::too_many_arguments)]
+    /// JoinGroup (see [`group::Group::join`]).
     pub(super) fn on_join_group(
         &mut self,
         now: SimTime,
-        client: NodeId,
-        correlation: u64,
         group: GroupId,
-        instance: u32,
-        member: MemberId,
+        req: JoinRequest,
         out: &mut Outbox,
     ) {
-        let answer = |result| Message::JoinGroupResponse {
-            correlation,
+        let p = match self.group_coordinator(group) {
+            Ok(p) => p,
+            Err(e) => {
+                let answer = Message::JoinGroupResponse {
+                    correlation: req.waiter.correlation,
+                    result: Err(e),
+                };
+                return out.send(req.waiter.client, answer);
+            }
+        };
+        let fresh = match req.member {
+            Some(known) => known,
+            None => self.fresh_member_id(p),
+        };
+        let store = self.live_group(now, p, group).join(now, req, fresh, out);
+        self.store_groups(now, p, group, store, out);
+    }
+
+    /// SyncGroup (see [`group::Group::sync`]).
+    pub(super) fn on_sync_group(
+        &mut self,
+        now: SimTime,
+        client: NodeId,
+        req: MemberRequest,
+        assignments: Vec<(MemberId, Vec<PartitionId>)>,
+        out: &mut Outbox,
+    ) {
+        let p = match self.group_coordinator(req.group) {
+            Ok(p) => p,
+            Err(e) => {
+                let answer = Message::SyncGroupResponse {
+                    correlation: req.correlation,
+                    result: Err(e),
+                };
+                return out.send(client, answer);
+            }
+        };
+        let waiter = Waiter {
+            client,
+            correlation: req.correlation,
+        };
+        let store = self.live_group(now, p, req.group).sync(
+            now,
+            waiter,
+            req.generation,
+            req.member,
+            req.instance,
+            assignments,
+            out,
+        );
+        self.store_groups(now, p, req.group, store, out);
+    }
+
+    /// Heartbeat (see [`group::Group::heartbeat`]).
+    pub(super) fn on_heartbeat(
+        &mut self,
+        now: SimTime,
+        client: NodeId,
+        req: MemberRequest,
+        out: &mut Outbox,
+    ) {
+        let result = self.group_coordinator(req.group).and_then(|p| {
+            self.live_group(now, p, req.group).heartbeat(
+                now,
+                req.generation,
+                req.member,
+                req.instance,
+            )
+        });
+        let answer = Message::HeartbeatResponse {
+            correlation: req.correlation,
             result,
         };
-        let p = match self.group_coordinator(group) {
+        out.send(client, answer);
+    }
+
+    /// LeaveGroup (see [`group::Group::leave`]).
+    pub(super) fn on_leave_group(
+        &mut self,
+        now: SimTime,
+        client: NodeId,
+        req: MemberRequest,
+        out: &mut Outbox,
+    ) {
+        let result = self.group_coordinator(req.group).and_then(|p| {
+            let store =
+                self.live_group(now, p, req.group)
+                    .leave(now, req.member, req.instance, out)?;
+            self.store_groups(now, p, req.group, store, out);
+            Ok(())
+        });
+        let answer = Message::LeaveGroupResponse {
+            correlation: req.correlation,
+            result,
+        };
+        out.send(client, answer);
+    }
+
+    /// OffsetCommit: fenced by generation and member (ILLEGAL_GENERATION,
+    /// UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID; none of it with the
+    /// `no-commit-generation-fence` switch), refused with REBALANCE_IN_PROGRESS while
+    /// the group waits for its assignment; appended and answered once committed.
+    pub(super) fn on_offset_commit(
+        &mut self,
+        now: SimTime,
+        client: NodeId,
+        req: OffsetCommit,
+        out: &mut Outbox,
+    ) {
+        let answer = |result| Message::OffsetCommitResponse {
+            correlation: req.correlation,
+            result,
+        };
+        let fence = !self.bug(Bug::NoCommitGenerationFence);
+        let accepted = self.group_coordinator(req.group).and_then(|p| {
+            let g = self.live_group(now, p, req.group);
+            if fence {
+                g.validate_offset_commit(req.generation, req.member, req.instance, false)?;
+            }
+            g.accept_offset_commit(now, req.member)?;
+            Ok(p)
+        });
+        let p = match accepted {
             Ok(p) => p,
             Err(e) => return out.send(client, answer(Err(e))),
         };
-        let latest = self.latest_membership(p, group);
-        if latest.members.get(&instance).is_some_and(|&m| m > member) {
-            return out.send(client, answer(Err(ErrorCode::FencedInstanceId)));
+        if req.offsets.is_empty() {
+            return out.send(client, answer(Ok(())));
         }
-        let committed = self.group.partitions[&p]
-            .groups
-            .get(&group)
-            .map(|g| &g.membership);
-        if committed.is_some_and(|c| *c == latest && c.members.get(&instance) == Some(&member)) {
-            return out.send(client, answer(Ok(latest.generation)));
-        }
-        let generation = Generation(latest.generation.0 + 1);
-        let entry = GroupLogEntry::Member {
-            group,
-            instance,
-            member,
-            generation,
+        let records: Vec<Record> = req
+            .offsets
+            .iter()
+            .map(|&(partition, offset)| {
+                let entry = GroupLogEntry::Offset {
+                    group: req.group,
+                    partition,
+                    offset,
+                };
+                group_record(entry, None)
+            })
+            .collect();
+        let then = AfterWrite::OffsetCommit {
+            client,
+            correlation: req.correlation,
         };
-        self.write_group_log(
-            now,
-            p,
-            &[group_record(entry, None)],
-            AfterWrite::JoinGroup {
-                client,
-                correlation,
-                generation,
-            },
-            out,
-        );
+        self.write_group_log(now, p, &records, then, out);
     }
 
-    /// TxnOffsetCommit (KIP-98, fenced by KIP-447): the member must be a current member
-    /// of the group (an older member of an instance is FENCED_INSTANCE_ID, anyone else
-    /// UNKNOWN_MEMBER_ID) and its generation the group's (ILLEGAL_GENERATION). The
-    /// offsets are appended as a transactional batch of the producer and stay pending
-    /// until its marker; the answer waits for the append to be committed.
+    /// TxnOffsetCommit (KIP-98, fenced by KIP-447): a client that sends its group
+    /// metadata must be a current member of the current generation (see
+    /// [`group::Group::validate_offset_commit`]). The offsets are appended as a
+    /// transactional batch of the producer and stay pending until its marker; the
+    /// answer waits for the append to be committed.
     ///
     /// Simplification: one record per offset, appended together but replicated record
     /// by record (Kafka writes one batch); the `transactional_id` is not checked
@@ -364,20 +380,23 @@ impl Broker {
             correlation: req.correlation,
             result,
         };
-        let p = match self.group_coordinator(req.group) {
+        let fence = !self.bug(Bug::NoTxnOffsetGenerationFence);
+        let accepted = self.group_coordinator(req.group).and_then(|p| {
+            // A client before KIP-447 sends no group metadata: nothing to fence by.
+            if let (true, Some(m)) = (fence, req.group_metadata) {
+                self.live_group(now, p, req.group).validate_offset_commit(
+                    Some(m.generation),
+                    Some(m.member),
+                    m.instance,
+                    true,
+                )?;
+            }
+            Ok(p)
+        });
+        let p = match accepted {
             Ok(p) => p,
             Err(e) => return out.send(client, answer(Err(e))),
         };
-        // A client before KIP-447 sends no group metadata: nothing to fence by.
-        if let (false, Some((generation, member))) = (
-            self.bug(Bug::NoTxnOffsetGenerationFence),
-            req.group_metadata,
-        ) {
-            let latest = self.latest_membership(p, req.group);
-            if let Err(e) = latest.check_commit(member, generation) {
-                return out.send(client, answer(Err(e)));
-            }
-        }
         if req.offsets.is_empty() {
             return out.send(client, answer(Ok(())));
         }
@@ -400,16 +419,11 @@ impl Broker {
                 group_record(entry, Some((stamp, sequence)))
             })
             .collect();
-        self.write_group_log(
-            now,
-            p,
-            &records,
-            AfterWrite::TxnOffsetCommit {
-                client,
-                correlation: req.correlation,
-            },
-            out,
-        );
+        let then = AfterWrite::TxnOffsetCommit {
+            client,
+            correlation: req.correlation,
+        };
+        self.write_group_log(now, p, &records, then, out);
     }
 
     /// OffsetFetch: the group's committed offsets. With `require_stable` (KIP-447) a
@@ -452,6 +466,26 @@ impl Broker {
         );
     }
 
+    /// Write what the group asked to store.
+    fn store_groups(
+        &mut self,
+        now: SimTime,
+        p: PartitionId,
+        group: GroupId,
+        stores: impl IntoIterator<Item = Store>,
+        out: &mut Outbox,
+    ) {
+        for store in stores {
+            let records = store.stored().records(group);
+            let then = AfterWrite::Store {
+                partition: p,
+                group,
+                store,
+            };
+            self.write_group_log(now, p, &records, then, out);
+        }
+    }
+
     fn write_group_log(
         &mut self,
         now: SimTime,
@@ -464,10 +498,11 @@ impl Broker {
         self.group.writes.insert(write, then);
     }
 
-    /// A group-log append completed: answer the request that made it (the committed
-    /// state already includes it, see `drain_coordinator_writes`).
+    /// A group-log append completed: answer the request that made it, or tell the
+    /// group (the committed state already includes it, see `drain_coordinator_writes`).
     pub(super) fn on_group_log_written(
         &mut self,
+        now: SimTime,
         write: u64,
         result: Result<Offset, ErrorCode>,
         out: &mut Outbox,
@@ -477,15 +512,19 @@ impl Broker {
         };
         let outcome = write_outcome(result);
         match then {
-            AfterWrite::JoinGroup {
+            AfterWrite::Store {
+                partition,
+                group,
+                store,
+            } => self.on_group_stored(now, partition, group, store, outcome, out),
+            AfterWrite::OffsetCommit {
                 client,
                 correlation,
-                generation,
             } => out.send(
                 client,
-                Message::JoinGroupResponse {
+                Message::OffsetCommitResponse {
                     correlation,
-                    result: outcome.map(|()| generation),
+                    result: outcome,
                 },
             ),
             AfterWrite::TxnOffsetCommit {
@@ -501,6 +540,85 @@ impl Broker {
         }
     }
 
+    /// A write of `group`'s metadata completed. A group unloaded meanwhile has already
+    /// answered its parked requests (NOT_COORDINATOR).
+    fn on_group_stored(
+        &mut self,
+        now: SimTime,
+        p: PartitionId,
+        group: GroupId,
+        store: Store,
+        outcome: Result<(), ErrorCode>,
+        out: &mut Outbox,
+    ) {
+        let Some(g) = self
+            .group
+            .partitions
+            .get_mut(&p)
+            .and_then(|loaded| loaded.live.get_mut(&group))
+        else {
+            return;
+        };
+        let next = match store {
+            Store::Sync {
+                generation,
+                assignment,
+                ..
+            } => g.on_sync_stored(now, generation, assignment, outcome, out),
+            Store::StaticJoin { .. } => {
+                g.on_static_join_stored(now, store, outcome, out);
+                None
+            }
+            // Kafka only logs a failed write of an emptied group.
+            Store::Emptied { .. } => None,
+        };
+        self.store_groups(now, p, group, next, out);
+    }
+
+    /// The earliest group deadline passed (or a timer armed for an earlier one fired):
+    /// expire sessions, end join phases.
+    pub(super) fn on_group_tick(&mut self, now: SimTime, out: &mut Outbox) {
+        if self.group.tick_armed.is_some_and(|t| t <= now) {
+            self.group.tick_armed = None;
+        }
+        let due: Vec<(PartitionId, GroupId)> = self
+            .group
+            .partitions
+            .iter()
+            .flat_map(|(&p, loaded)| {
+                loaded
+                    .live
+                    .iter()
+                    .filter(|(_, g)| g.next_deadline().is_some_and(|t| t <= now))
+                    .map(move |(&group, _)| (p, group))
+            })
+            .collect();
+        for (p, group) in due {
+            let stores = self.live_group(now, p, group).on_deadline(now, out);
+            self.store_groups(now, p, group, stores, out);
+        }
+    }
+
+    /// Arm [`Timer::GroupTick`] for the earliest deadline of the live groups, unless a
+    /// timer armed for it (or earlier) is pending.
+    pub(super) fn arm_group_tick(&mut self, now: SimTime, out: &mut Outbox) {
+        let next = self
+            .group
+            .partitions
+            .values()
+            .flat_map(|loaded| loaded.live.values())
+            .filter_map(Group::next_deadline)
+            .min();
+        let Some(at) = next.map(|t| t.max(now)) else {
+            return;
+        };
+        if self.group.tick_armed.is_some_and(|t| t <= at && t >= now) {
+            return;
+        }
+        self.group.tick_armed = Some(at);
+        out.timer(at.since(now), Timer::GroupTick);
+    }
+
     /// We became leader of `__consumer_offsets` partition `p`: rebuild its groups by
     /// replaying its log up to the high watermark (the rest follows as it commits).
     pub(super) fn load_groups(&mut self, p: PartitionId) {
@@ -508,10 +626,31 @@ impl Broker {
         self.catch_up_group_partition(p);
     }
 
-    /// We lost leadership of `p`: forget its groups (the new leader loads them). Writes
-    /// in flight are answered when they fail.
-    pub(super) fn unload_groups(&mut self, p: PartitionId) {
-        self.group.partitions.remove(&p);
+    /// We lost leadership of `p`: forget its groups (the new leader loads them), and
+    /// answer their parked JoinGroup and SyncGroup requests NOT_COORDINATOR (Kafka's
+    /// `onGroupUnloaded`). Writes in flight are answered when they fail.
+    pub(super) fn unload_groups(&mut self, p: PartitionId, out: &mut Outbox) {
+        let Some(loaded) = self.group.partitions.remove(&p) else {
+            return;
+        };
+        for m in loaded.live.values().flat_map(|g| g.members.values()) {
+            if let Some(w) = m.awaiting_join {
+                let result = Err(ErrorCode::NotCoordinator);
+                let answer = Message::JoinGroupResponse {
+                    correlation: w.correlation,
+                    result,
+                };
+                out.send(w.client, answer);
+            }
+            if let Some(w) = m.awaiting_sync {
+                let result = Err(ErrorCode::NotCoordinator);
+                let answer = Message::SyncGroupResponse {
+                    correlation: w.correlation,
+                    result,
+                };
+                out.send(w.client, answer);
+            }
+        }
     }
 
     /// Apply what became committed in every partition we coordinate.
@@ -526,19 +665,14 @@ impl Broker {
             loaded.catch_up(&self.replicas[p.index()]);
         }
     }
-}
 
-/// A record of `__consumer_offsets` (its leader epoch is stamped by the append).
-fn group_record(
-    entry: GroupLogEntry,
-    producer: Option<(ProducerStamp, crate::types::Sequence)>,
-) -> Record {
-    Record {
-        value: 0,
-        epoch: Default::default(),
-        producer,
-        control: None,
-        txn_state: Some(CoordinatorEntry::Group(entry)),
+    /// The live groups' own invariants.
+    pub(super) fn check_group_invariants(&self) {
+        for loaded in self.group.partitions.values() {
+            for g in loaded.live.values() {
+                g.check_invariants();
+            }
+        }
     }
 }
 

@@ -166,7 +166,7 @@ impl Broker {
 
     /// Fail everything waiting on our leadership of `p` (we lost it).
     pub(super) fn fail_leader_requests(&mut self, p: PartitionId, out: &mut Outbox) {
-        self.unload_coordinator(p);
+        self.unload_coordinator(p, out);
         self.void_verifications(p, None, ErrorCode::NotLeaderOrFollower);
         let ids: Vec<u64> = self.delayed_produces.keys().copied().collect();
         for id in ids {

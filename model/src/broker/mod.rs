@@ -412,9 +412,98 @@ impl Broker {
             Message::JoinGroup {
                 correlation,
                 group,
-                instance,
                 member,
-            } => self.on_join_group(now, from, correlation, group, instance, member, out),
+                instance,
+                session_timeout_ms,
+                rebalance_timeout_ms,
+                protocols,
+                owned,
+                owned_generation,
+            } => {
+                let req = group_coordinator::JoinRequest {
+                    waiter: group_coordinator::Waiter {
+                        client: from,
+                        correlation,
+                    },
+                    member,
+                    instance,
+                    session_timeout_ms,
+                    rebalance_timeout_ms,
+                    protocols,
+                    owned,
+                    owned_generation,
+                };
+                self.on_join_group(now, group, req, out)
+            }
+            Message::SyncGroup {
+                correlation,
+                group,
+                generation,
+                member,
+                instance,
+                assignments,
+            } => {
+                let req = group_coordinator::MemberRequest {
+                    correlation,
+                    group,
+                    generation,
+                    member,
+                    instance,
+                };
+                self.on_sync_group(now, from, req, assignments, out)
+            }
+            Message::Heartbeat {
+                correlation,
+                group,
+                generation,
+                member,
+                instance,
+            } => {
+                let req = group_coordinator::MemberRequest {
+                    correlation,
+                    group,
+                    generation,
+                    member,
+                    instance,
+                };
+                self.on_heartbeat(now, from, req, out)
+            }
+            Message::LeaveGroup {
+                correlation,
+                group,
+                member,
+                instance,
+            } => {
+                // LeaveGroup carries no generation (Kafka's neither).
+                let req = group_coordinator::MemberRequest {
+                    correlation,
+                    group,
+                    generation: Default::default(),
+                    member,
+                    instance,
+                };
+                self.on_leave_group(now, from, req, out)
+            }
+            Message::OffsetCommit {
+                correlation,
+                group,
+                generation,
+                member,
+                instance,
+                offsets,
+            } => self.on_offset_commit(
+                now,
+                from,
+                group_coordinator::OffsetCommit {
+                    correlation,
+                    group,
+                    generation,
+                    member,
+                    instance,
+                    offsets,
+                },
+                out,
+            ),
             Message::TxnOffsetCommit {
                 correlation,
                 transactional_id: _,
@@ -493,6 +582,7 @@ impl Broker {
             Timer::ProduceTimeouts => self.on_produce_timeouts(now, out),
             Timer::FetchWaits => self.on_fetch_waits(now, out),
             Timer::TxnTick => self.on_txn_tick(now, out),
+            Timer::GroupTick => self.on_group_tick(now, out),
             _ => {}
         }
         self.drain_coordinator_writes(now, out);
@@ -630,6 +720,7 @@ impl Broker {
         for r in &self.replicas {
             r.check_invariants();
         }
+        self.check_group_invariants();
     }
 
     /// The high watermark this broker tells clients for `p`, if it leads it (see

@@ -2,25 +2,38 @@
 //! it reads `orders`, writes one record to `processed-orders` per input record, and
 //! commits the input offsets inside the same transaction (KIP-98 transactions,
 //! `sendOffsetsToTransaction` with the consumer group metadata of KIP-447). Each
-//! instance is a static member of its group (KIP-345) owning the input partitions of
-//! its slot.
+//! instance is a static member of its group (KIP-345, `group.instance.id` = its slot)
+//! in Kafka's classic group protocol, and consumes the input partitions of its slot.
 //!
 //! One loop per transaction, the way a Kafka Streams-like app drives a
 //! `KafkaProducer` and a `read_committed` `KafkaConsumer`:
-//! JoinGroup -> InitProducerId (fences older instances of this `transactional.id`) ->
-//! OffsetFetch with `RequireStable` (positions = the committed offsets) -> poll ->
-//! AddPartitionsToTxn -> Produce (transactional, idempotent) -> AddOffsetsToTxn ->
-//! TxnOffsetCommit (with generation and member id) -> EndTxn(commit). EndTxn answers
-//! the epoch of the next transaction (KIP-890 part 2).
+//! JoinGroup -> SyncGroup -> InitProducerId (fences older instances of this
+//! `transactional.id`) -> OffsetFetch with `RequireStable` (positions = the committed
+//! offsets) -> poll -> AddPartitionsToTxn -> Produce (transactional, idempotent) ->
+//! AddOffsetsToTxn -> TxnOffsetCommit (with the group metadata) -> EndTxn(commit).
+//! EndTxn answers the epoch of the next transaction (KIP-890 part 2).
 //!
-//! Errors: retriable ones (coordinator moved or loading, `CONCURRENT_TRANSACTIONS`,
-//! leader moved, timeouts) retry the step after `retry.backoff.ms` until the transaction
-//! has been open for `delivery.timeout.ms`; abortable ones abort the transaction
-//! (EndTxn(abort)) and rewind to the committed offsets; a group fence
-//! (`ILLEGAL_GENERATION`, `UNKNOWN_MEMBER_ID`) aborts and rejoins;
-//! `FENCED_INSTANCE_ID` means a newer instance took the slot: this one (a zombie)
-//! exits. A fenced producer (`PRODUCER_FENCED`, `INVALID_PRODUCER_EPOCH`) rejoins and
-//! re-initialises its producer, as an app that recreates its `KafkaProducer`.
+//! Group membership: the first JoinGroup carries no member id (the coordinator assigns
+//! one) and the slot's partitions as owned; the leader's SyncGroup hands every member
+//! the partitions of its instance's slot (`p % slots == slot`, the `range`-like static
+//! assignment the app always had), the others' send none; every member then consumes
+//! the partitions SyncGroup returned. A Heartbeat goes out every
+//! `heartbeat.interval.ms` once the member has its assignment (not while it joins), as
+//! the consumer's heartbeat thread does; like that thread's errors, what a heartbeat
+//! learns takes effect at the next poll, after the open transaction:
+//! `REBALANCE_IN_PROGRESS`, `ILLEGAL_GENERATION` and `UNKNOWN_MEMBER_ID` rejoin,
+//! `FENCED_INSTANCE_ID` exits.
+//!
+//! Errors of the loop's own requests: retriable ones (coordinator moved or loading,
+//! `CONCURRENT_TRANSACTIONS`, leader moved, timeouts) retry the step after
+//! `retry.backoff.ms` until the transaction has been open for `delivery.timeout.ms`;
+//! abortable ones abort the transaction (EndTxn(abort)) and rewind to the committed
+//! offsets; a group fence (`ILLEGAL_GENERATION`, `UNKNOWN_MEMBER_ID`,
+//! `REBALANCE_IN_PROGRESS`) aborts and rejoins (after `UNKNOWN_MEMBER_ID` as a new
+//! member); `FENCED_INSTANCE_ID` means a newer instance took the slot: this one (a
+//! zombie) exits. A fenced producer (`PRODUCER_FENCED`, `INVALID_PRODUCER_EPOCH`)
+//! rejoins and re-initialises its producer, as an app that recreates its
+//! `KafkaProducer` (Kafka Streams' rejoin after a `TaskMigratedException`).
 //!
 //! History: one `txn` operation per transaction: its poll, its sends and the input
 //! `offsets` it commits. `ok` = EndTxn(commit) succeeded; `fail` = certainly aborted
@@ -40,14 +53,16 @@
 //!
 //! Simplification (README, fidelity): one request per step (the Kafka client pipelines
 //! AddPartitionsToTxn with the first produce); one batch per output partition per
-//! transaction; the assignment is computed by the client from its slot (static), not
-//! by a group leader's assignor.
+//! transaction; the leader assigns each member its instance's slot (a static
+//! assignment, not one of Kafka's assignors, though the app announces `range`).
 
 use super::consumer::in_aborted_txn;
 use super::metadata::MetadataCache;
 use crate::config::Config;
 use crate::history::{GroupMetadata, HistoryEvent, MicroOp, OpKind, Outcome};
-use crate::message::{ErrorCode, Message, ProduceBatch, ProducerStamp};
+use crate::message::{
+    ConsumerGroupMetadata, ErrorCode, Joined, Message, ProduceBatch, ProducerStamp,
+};
 use crate::outbox::{Outbox, Timer};
 use crate::rng::ModelRng;
 use crate::types::{
@@ -55,6 +70,13 @@ use crate::types::{
     ProducerEpoch, ProducerId, Sequence, SimTime, TxnId, Value,
 };
 use std::collections::BTreeMap;
+
+/// The assignor the app announces in JoinGroup (its assignment is the static slot one).
+const PROTOCOL: &str = "range";
+
+/// A consumer's JoinGroup waits up to the rebalance time-out: its request time-out is
+/// that plus this (Kafka's `JOIN_GROUP_TIMEOUT_LAPSE`).
+const JOIN_GROUP_TIMEOUT_LAPSE_MS: u64 = 5_000;
 
 /// Kafka's `TransactionManager` retries an AddPartitionsToTxn refused with
 /// CONCURRENT_TRANSACTIONS (the previous transaction still completing) this soon.
@@ -68,8 +90,6 @@ pub struct AppSpec {
     /// `p % slots == slot`).
     pub slot: u32,
     pub slots: u32,
-    /// Unique per instance; a newer instance of a slot has a larger id.
-    pub member: MemberId,
     /// `transactional.id`: the slot's (a restarted instance fences its predecessor
     /// through InitProducerId) or a fresh one per instance (KIP-447 style: zombies are
     /// fenced by the group generation instead).
@@ -87,6 +107,7 @@ pub struct AppSpec {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Step {
     Join,
+    Sync,
     InitProducerId,
     FetchOffsets,
     Poll,
@@ -152,7 +173,17 @@ pub struct TxnApp {
     step: Step,
     /// Requests of the current step in flight: correlation -> (broker, partition).
     inflight: BTreeMap<u64, (BrokerId, Option<PartitionId>)>,
+    /// Our member id, once the coordinator gave us one.
+    member: Option<MemberId>,
     generation: Generation,
+    /// The partitions the last SyncGroup gave us.
+    assignment: Option<Vec<PartitionId>>,
+    /// The leader's assignment to send with SyncGroup (empty for a follower).
+    sync_assignments: Vec<(MemberId, Vec<PartitionId>)>,
+    /// The Heartbeat in flight: (correlation, broker).
+    heartbeat_inflight: Option<(u64, BrokerId)>,
+    /// A Heartbeat timer is armed.
+    heartbeat_armed: bool,
     producer: Option<(ProducerId, ProducerEpoch)>,
     /// Next sequence per output partition under the current epoch. A sequence that
     /// may have been sent is never given out again under the same epoch.
@@ -167,8 +198,12 @@ pub struct TxnApp {
     wake_armed: Option<SimTime>,
     pub stats: AppStats,
     stopping: bool,
-    /// The group generation moved on: rejoin once the open transaction is aborted.
+    /// The group generation moved on (or is moving on): rejoin once the open
+    /// transaction is over.
     rejoin: bool,
+    /// A heartbeat learnt that a newer instance took the slot: exit once the open
+    /// transaction is over.
+    instance_fenced: bool,
     /// A newer instance took the slot (FENCED_INSTANCE_ID): this one has exited.
     pub exited: bool,
 }
@@ -184,7 +219,12 @@ impl TxnApp {
             process: spec.process_base,
             step: Step::Join,
             inflight: BTreeMap::new(),
+            member: None,
             generation: Generation::default(),
+            assignment: None,
+            sync_assignments: Vec::new(),
+            heartbeat_inflight: None,
+            heartbeat_armed: false,
             producer: None,
             sequences: BTreeMap::new(),
             positions: BTreeMap::new(),
@@ -196,16 +236,26 @@ impl TxnApp {
             stats: AppStats::default(),
             stopping: false,
             rejoin: false,
+            instance_fenced: false,
             exited: false,
         }
     }
 
-    /// The input partitions of this instance's slot.
-    pub fn inputs(&self) -> Vec<PartitionId> {
+    /// The input partitions of slot `slot` of `slots`.
+    fn slot_partitions(&self, slot: u32) -> Vec<PartitionId> {
         (0..self.config.partitions)
-            .filter(|p| p % self.spec.slots == self.spec.slot)
+            .filter(|p| p % self.spec.slots == slot)
             .map(PartitionId)
             .collect()
+    }
+
+    /// The input partitions this instance consumes: those SyncGroup assigned it (its
+    /// slot's until it has an assignment).
+    pub fn inputs(&self) -> Vec<PartitionId> {
+        match &self.assignment {
+            Some(assigned) => assigned.clone(),
+            None => self.slot_partitions(self.spec.slot),
+        }
     }
 
     /// The output partition of an input partition (`processed-orders` is keyed like
@@ -262,15 +312,33 @@ impl TxnApp {
         msg: impl FnOnce(u64) -> Message,
         out: &mut Outbox,
     ) {
+        let timeout_ms = self.config.request_timeout_ms;
+        self.send_with_timeout(to, partition, msg, timeout_ms, out);
+    }
+
+    fn send_with_timeout(
+        &mut self,
+        to: BrokerId,
+        partition: Option<PartitionId>,
+        msg: impl FnOnce(u64) -> Message,
+        timeout_ms: u64,
+        out: &mut Outbox,
+    ) {
         let c = self.next_id();
         self.inflight.insert(c, (to, partition));
         out.send(NodeId::Broker(to), msg(c));
-        out.timer_ms(self.config.request_timeout_ms, Timer::RequestTimeout(c));
+        out.timer_ms(timeout_ms, Timer::RequestTimeout(c));
     }
 
     /// Send the current step's request(s) (unless already in flight).
     fn run_step(&mut self, now: SimTime, out: &mut Outbox) {
         if !self.inflight.is_empty() {
+            return;
+        }
+        if self.step == Step::Poll && self.group_news(out) {
+            self.step = Step::Join;
+        }
+        if self.step == Step::Done {
             return;
         }
         let id = self.spec.transactional_id;
@@ -287,15 +355,50 @@ impl TxnApp {
             .unwrap_or((ProducerId(0), ProducerEpoch::default()));
         match self.step {
             Step::Join => {
-                let (instance, member) = (self.spec.slot, self.spec.member);
-                self.send(
+                // This join answers any rejoin request so far.
+                self.rejoin = false;
+                let member = self.member;
+                let instance = Some(self.spec.slot);
+                let session_timeout_ms = self.config.session_timeout_ms;
+                let rebalance_timeout_ms = self.config.max_poll_interval_ms;
+                let owned = self.slot_partitions(self.spec.slot);
+                let owned_generation = self.assignment.as_ref().map(|_| self.generation);
+                let timeout_ms = self
+                    .config
+                    .request_timeout_ms
+                    .max(rebalance_timeout_ms + JOIN_GROUP_TIMEOUT_LAPSE_MS);
+                self.send_with_timeout(
                     to,
                     None,
                     |correlation| Message::JoinGroup {
                         correlation,
                         group,
-                        instance,
                         member,
+                        instance,
+                        session_timeout_ms,
+                        rebalance_timeout_ms,
+                        protocols: vec![PROTOCOL.to_string()],
+                        owned,
+                        owned_generation,
+                    },
+                    timeout_ms,
+                    out,
+                );
+            }
+            Step::Sync => {
+                let (generation, member) = (self.generation, self.member.unwrap_or(MemberId(0)));
+                let instance = Some(self.spec.slot);
+                let assignments = self.sync_assignments.clone();
+                self.send(
+                    to,
+                    None,
+                    |correlation| Message::SyncGroup {
+                        correlation,
+                        group,
+                        generation,
+                        member,
+                        instance,
+                        assignments,
                     },
                     out,
                 );
@@ -371,7 +474,11 @@ impl TxnApp {
                     .as_ref()
                     .map(|t| t.offsets.iter().map(|(&p, &o)| (p, o)).collect())
                     .unwrap_or_default();
-                let (_, group_metadata) = self.group_metadata();
+                let group_metadata = self.config.exactly_once_v2.then(|| ConsumerGroupMetadata {
+                    generation: self.generation,
+                    member: self.member.unwrap_or(MemberId(0)),
+                    instance: Some(self.spec.slot),
+                });
                 self.send(
                     to,
                     None,
@@ -419,7 +526,7 @@ impl TxnApp {
     /// `transactional.id` (`None` for steps that talk to data partitions).
     fn coordinator_partition(&self) -> Option<PartitionId> {
         match self.step {
-            Step::Join | Step::FetchOffsets | Step::CommitOffsets => {
+            Step::Join | Step::Sync | Step::FetchOffsets | Step::CommitOffsets => {
                 Some(self.config.consumer_offsets_partition(self.spec.group))
             }
             Step::InitProducerId | Step::AddPartitions | Step::AddOffsets | Step::EndTxn { .. } => {
@@ -533,7 +640,7 @@ impl TxnApp {
     /// The group, and the generation and member id its commits carry (none before
     /// KIP-447), for the history.
     fn group_metadata(&self) -> GroupMetadata {
-        let metadata = (self.generation, self.spec.member);
+        let metadata = (self.generation, self.member.unwrap_or(MemberId(0)));
         (
             self.spec.group,
             self.config.exactly_once_v2.then_some(metadata),
@@ -692,6 +799,101 @@ impl TxnApp {
         self.restart(now, out);
     }
 
+    /// A newer instance owns the slot: abort what we can and exit.
+    fn exit_fenced(&mut self, error: ErrorCode, out: &mut Outbox) {
+        self.stats.fenced += 1;
+        self.give_up_txn(error.name(), out);
+        self.exited = true;
+        self.step = Step::Done;
+        self.inflight.clear();
+        self.heartbeat_inflight = None;
+    }
+
+    /// At a poll (no transaction open): act on what the heartbeats learnt, as the
+    /// consumer raises its heartbeat thread's news in `poll()`. Returns whether to
+    /// rejoin; an instance another one replaced exits.
+    fn group_news(&mut self, out: &mut Outbox) -> bool {
+        if self.instance_fenced {
+            self.exit_fenced(ErrorCode::FencedInstanceId, out);
+            return false;
+        }
+        std::mem::take(&mut self.rejoin)
+    }
+
+    /// A JoinGroup answer: the member's id and generation; the leader works out every
+    /// member's assignment (its instance's slot), then SyncGroup.
+    fn on_joined(&mut self, now: SimTime, joined: Joined, out: &mut Outbox) {
+        self.member = Some(joined.member);
+        self.generation = joined.generation;
+        self.sync_assignments = if joined.leader == joined.member {
+            joined
+                .members
+                .iter()
+                .map(|&(id, instance, ..)| {
+                    let partitions = instance.map(|slot| self.slot_partitions(slot));
+                    (id, partitions.unwrap_or_default())
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        self.go(now, Step::Sync, out);
+    }
+
+    fn arm_heartbeat(&mut self, out: &mut Outbox) {
+        if !self.heartbeat_armed {
+            self.heartbeat_armed = true;
+            out.timer_ms(self.config.heartbeat_interval_ms, Timer::Heartbeat);
+        }
+    }
+
+    /// Send a Heartbeat (one at a time) while the member has its assignment; re-armed
+    /// by the next SyncGroup once it stops (joining, done).
+    fn heartbeat(&mut self, now: SimTime, out: &mut Outbox) {
+        self.heartbeat_armed = false;
+        let Some(member) = self.member else { return };
+        if matches!(self.step, Step::Join | Step::Sync | Step::Done) {
+            return;
+        }
+        self.arm_heartbeat(out);
+        if self.heartbeat_inflight.is_some() {
+            return;
+        }
+        let group = self.spec.group;
+        let coordinator = self.config.consumer_offsets_partition(group);
+        let Some(to) = self.leader_or_refresh(now, coordinator, out) else {
+            return;
+        };
+        let correlation = self.next_id();
+        self.heartbeat_inflight = Some((correlation, to));
+        let beat = Message::Heartbeat {
+            correlation,
+            group,
+            generation: self.generation,
+            member,
+            instance: Some(self.spec.slot),
+        };
+        out.send(NodeId::Broker(to), beat);
+        out.timer_ms(
+            self.config.request_timeout_ms,
+            Timer::RequestTimeout(correlation),
+        );
+    }
+
+    /// A Heartbeat answer: what it says takes effect at the next poll.
+    fn on_heartbeat_response(&mut self, result: Result<(), ErrorCode>) {
+        use ErrorCode::*;
+        self.heartbeat_inflight = None;
+        match result {
+            Ok(()) => {}
+            Err(FencedInstanceId) => self.instance_fenced = true,
+            Err(RebalanceInProgress | IllegalGeneration | UnknownMemberId) => self.rejoin = true,
+            Err(_) => self
+                .meta
+                .invalidate(self.config.consumer_offsets_partition(self.spec.group)),
+        }
+    }
+
     /// A retriable error: try the step again after the backoff, unless the transaction
     /// has been open too long (`delivery.timeout.ms`): then abort it.
     fn retry(&mut self, now: SimTime, error: ErrorCode, out: &mut Outbox) {
@@ -729,15 +931,12 @@ impl TxnApp {
                 self.restart(now, out)
             }
             ProducerFenced | InvalidProducerEpoch => self.fenced(now, error, out),
-            FencedInstanceId => {
-                // A newer instance owns the slot: abort what we can and exit.
-                self.stats.fenced += 1;
-                self.give_up_txn(error.name(), out);
-                self.exited = true;
-                self.step = Step::Done;
-                self.inflight.clear();
-            }
-            IllegalGeneration | UnknownMemberId => {
+            FencedInstanceId => self.exit_fenced(error, out),
+            IllegalGeneration | UnknownMemberId | RebalanceInProgress => {
+                if error == UnknownMemberId {
+                    // The coordinator does not know us (any more): join as a new member.
+                    self.member = None;
+                }
                 self.rejoin = true;
                 if self.txn.is_some() {
                     self.abort(now, error, out)
@@ -789,6 +988,10 @@ impl TxnApp {
                 }
                 self.run_step(now, out);
             }
+            Timer::Heartbeat => self.heartbeat(now, out),
+            Timer::RequestTimeout(c) if self.heartbeat_inflight.is_some_and(|(h, _)| h == c) => {
+                self.on_heartbeat_response(Err(ErrorCode::RequestTimedOut));
+            }
             Timer::RequestTimeout(c) => {
                 self.meta.on_timeout(c);
                 if let Some((_, partition)) = self.inflight.remove(&c) {
@@ -838,6 +1041,9 @@ impl TxnApp {
             }
             Message::ConnectionClosed { broker } => {
                 self.meta.forget_broker(broker);
+                if self.heartbeat_inflight.is_some_and(|(_, b)| b == broker) {
+                    self.on_heartbeat_response(Err(ErrorCode::NetworkException));
+                }
                 let lost: Vec<(u64, Option<PartitionId>)> = self
                     .inflight
                     .iter()
@@ -854,8 +1060,16 @@ impl TxnApp {
                 correlation,
                 result,
             } if self.take(correlation) => match result {
-                Ok(generation) => {
-                    self.generation = generation;
+                Ok(joined) => self.on_joined(now, joined, out),
+                Err(e) => self.on_error(now, e, None, out),
+            },
+            Message::SyncGroupResponse {
+                correlation,
+                result,
+            } if self.take(correlation) => match result {
+                Ok(partitions) => {
+                    self.assignment = Some(partitions);
+                    self.arm_heartbeat(out);
                     let next = if self.producer.is_some() {
                         Step::FetchOffsets
                     } else {
@@ -865,6 +1079,15 @@ impl TxnApp {
                 }
                 Err(e) => self.on_error(now, e, None, out),
             },
+            Message::HeartbeatResponse {
+                correlation,
+                result,
+            } if self
+                .heartbeat_inflight
+                .is_some_and(|(c, _)| c == correlation) =>
+            {
+                self.on_heartbeat_response(result)
+            }
             Message::InitProducerIdResponse {
                 correlation,
                 result,
@@ -1015,6 +1238,9 @@ impl TxnApp {
                         self.go(now, Step::Poll, out);
                     } else {
                         self.complete_txn(Outcome::Fail, out);
+                        if self.instance_fenced {
+                            return self.exit_fenced(ErrorCode::FencedInstanceId, out);
+                        }
                         // Rewind to the committed offsets (after rejoining the group if
                         // its generation moved on).
                         let next = if std::mem::take(&mut self.rejoin) {
@@ -1109,7 +1335,6 @@ mod tests {
             group: GROUP,
             slot: 0,
             slots: 1,
-            member: MemberId(1),
             transactional_id: TxnId(0),
             poll_interval_ms: 100,
             process_base: 7,
@@ -1123,6 +1348,16 @@ mod tests {
     /// successfully (input partition 0 holds two records at offsets 5 and 6); the app
     /// handles the answers. Returns the history events recorded meanwhile.
     fn serve(app: &mut TxnApp, out: &mut Outbox, rounds: usize) -> Vec<HistoryEvent> {
+        serve_with(app, out, rounds, &|_| None)
+    }
+
+    /// As `serve`, but `special` answers the requests it chooses instead.
+    fn serve_with(
+        app: &mut TxnApp,
+        out: &mut Outbox,
+        rounds: usize,
+        special: &dyn Fn(&Message) -> Option<Message>,
+    ) -> Vec<HistoryEvent> {
         let mut history = Vec::new();
         for _ in 0..rounds {
             if out.messages.is_empty() {
@@ -1132,7 +1367,7 @@ mod tests {
             let requests: Vec<Message> = out.messages.drain(..).map(|(_, m)| m).collect();
             history.append(&mut out.history);
             for request in requests {
-                if let Some(answer) = answer(request) {
+                if let Some(answer) = special(&request).or_else(|| answer(request)) {
                     app.handle_message(
                         SimTime::from_ms(1),
                         NodeId::Broker(BrokerId(0)),
@@ -1161,9 +1396,40 @@ mod tests {
                     .map(|p| (PartitionId(p), Some(BrokerId(0)), Epoch(1)))
                     .collect(),
             },
-            Message::JoinGroup { correlation, .. } => Message::JoinGroupResponse {
+            // The app is the group's only member, and its leader.
+            Message::JoinGroup {
                 correlation,
-                result: Ok(Generation(3)),
+                instance,
+                owned,
+                owned_generation,
+                ..
+            } => Message::JoinGroupResponse {
+                correlation,
+                result: Ok(Joined {
+                    generation: Generation(3),
+                    member: MemberId(1),
+                    leader: MemberId(1),
+                    protocol: PROTOCOL.to_string(),
+                    members: vec![(MemberId(1), instance, owned, owned_generation)],
+                }),
+            },
+            // Each member gets what the leader assigned it.
+            Message::SyncGroup {
+                correlation,
+                member,
+                assignments,
+                ..
+            } => Message::SyncGroupResponse {
+                correlation,
+                result: Ok(assignments
+                    .into_iter()
+                    .find(|(m, _)| *m == member)
+                    .map(|(_, partitions)| partitions)
+                    .unwrap_or_default()),
+            },
+            Message::Heartbeat { correlation, .. } => Message::HeartbeatResponse {
+                correlation,
+                result: Ok(()),
             },
             Message::InitProducerId { correlation, .. } => Message::InitProducerIdResponse {
                 correlation,
@@ -1372,5 +1638,217 @@ mod tests {
         assert_eq!(out.history[0].outcome, Outcome::Fail);
         assert_eq!(out.history[0].error, Some("FENCED_INSTANCE_ID"));
         assert!(out.messages.is_empty(), "a zombie sends nothing more");
+    }
+
+    /// The requests of `kind` (by API name) among `out`'s messages.
+    fn sent<'a>(out: &'a Outbox, api: &str) -> Vec<&'a Message> {
+        out.messages
+            .iter()
+            .map(|(_, m)| m)
+            .filter(|m| m.api() == api)
+            .collect()
+    }
+
+    #[test]
+    fn the_leader_assigns_every_member_its_slot_and_each_consumes_what_sync_gave() {
+        // Slot 0 of 2 leads a group whose other member is instance 1.
+        let spec = AppSpec {
+            slots: 2,
+            ..app().spec
+        };
+        let mut app = TxnApp::new(ClientId(0), &config(), spec, 1);
+        let mut out = Outbox::default();
+        app.start(SimTime::ZERO, &mut out);
+        let two_members = |m: &Message| match m {
+            Message::JoinGroup { correlation, .. } => Some(Message::JoinGroupResponse {
+                correlation: *correlation,
+                result: Ok(Joined {
+                    generation: Generation(5),
+                    member: MemberId(1),
+                    leader: MemberId(1),
+                    protocol: PROTOCOL.to_string(),
+                    members: vec![
+                        (MemberId(1), Some(0), vec![PartitionId(0)], None),
+                        (MemberId(2), Some(1), vec![PartitionId(1)], None),
+                    ],
+                }),
+            }),
+            _ => None,
+        };
+        while sent(&out, "SyncGroup").is_empty() {
+            serve_with(&mut app, &mut out, 1, &two_members);
+        }
+        let sync = sent(&out, "SyncGroup")[0].clone();
+        let Message::SyncGroup {
+            generation,
+            member,
+            instance,
+            assignments,
+            ..
+        } = sync
+        else {
+            unreachable!()
+        };
+        assert_eq!(
+            (generation, member, instance),
+            (Generation(5), MemberId(1), Some(0))
+        );
+        assert_eq!(
+            assignments,
+            vec![
+                (MemberId(1), vec![PartitionId(0)]),
+                (MemberId(2), vec![PartitionId(1)]),
+            ],
+            "each instance gets its slot's partitions"
+        );
+        // The coordinator hands out something else: the app consumes that.
+        let other = |m: &Message| match m {
+            Message::SyncGroup { correlation, .. } => Some(Message::SyncGroupResponse {
+                correlation: *correlation,
+                result: Ok(vec![PartitionId(1)]),
+            }),
+            _ => None,
+        };
+        while sent(&out, "OffsetFetch").is_empty() {
+            serve_with(&mut app, &mut out, 1, &other);
+        }
+        assert!(matches!(
+            sent(&out, "OffsetFetch")[0],
+            Message::OffsetFetch { partitions, .. }
+                if *partitions == [PartitionId(1)].into_iter().collect::<PartitionSet>()
+        ));
+        assert_eq!(app.inputs(), vec![PartitionId(1)]);
+    }
+
+    /// Start the app, open its first transaction up to EndTxn(commit), and have a
+    /// heartbeat answered `error` meanwhile; returns what the app did next.
+    fn heartbeat_news_during_a_transaction(
+        error: ErrorCode,
+    ) -> (TxnApp, Outbox, Vec<HistoryEvent>) {
+        let (mut app, mut out) = (app(), Outbox::default());
+        until_commit_sent(&mut app, &mut out);
+        let mut beat = Outbox::default();
+        app.handle_timeout(SimTime::from_ms(3_000), Timer::Heartbeat, &mut beat);
+        let correlation = match sent(&beat, "Heartbeat")[..] {
+            [Message::Heartbeat {
+                correlation,
+                generation,
+                member,
+                instance,
+                ..
+            }] => {
+                assert_eq!(
+                    (*generation, *member, *instance),
+                    (Generation(3), MemberId(1), Some(0))
+                );
+                *correlation
+            }
+            _ => panic!("one Heartbeat: {:?}", beat.messages),
+        };
+        assert!(
+            beat.timers.iter().any(|&(_, t)| t == Timer::Heartbeat),
+            "the next one is armed"
+        );
+        let answer = Message::HeartbeatResponse {
+            correlation,
+            result: Err(error),
+        };
+        app.handle_message(
+            SimTime::from_ms(3_001),
+            NodeId::Broker(BrokerId(0)),
+            answer,
+            &mut out,
+        );
+        assert!(!app.exited, "nothing happens before the transaction ends");
+        // EndTxn(commit) is answered: the transaction commits, then the news acts.
+        let history = serve(&mut app, &mut out, 1);
+        (app, out, history)
+    }
+
+    #[test]
+    fn a_rebalance_learnt_from_a_heartbeat_rejoins_after_the_open_transaction() {
+        let (app, out, history) =
+            heartbeat_news_during_a_transaction(ErrorCode::RebalanceInProgress);
+        let last = history.last().expect("the transaction completed");
+        assert_eq!((last.kind, last.outcome), (OpKind::Txn, Outcome::Ok));
+        assert_eq!(app.step, Step::Join);
+        match sent(&out, "JoinGroup")[..] {
+            [Message::JoinGroup {
+                member,
+                instance,
+                owned,
+                owned_generation,
+                protocols,
+                ..
+            }] => {
+                assert_eq!(*member, Some(MemberId(1)), "rejoins as itself");
+                assert_eq!(*instance, Some(0));
+                assert_eq!(owned, &vec![PartitionId(0), PartitionId(1)]);
+                assert_eq!(*owned_generation, Some(Generation(3)));
+                assert_eq!(protocols, &vec![PROTOCOL.to_string()]);
+            }
+            _ => panic!("one JoinGroup: {:?}", out.messages),
+        }
+    }
+
+    #[test]
+    fn a_fenced_instance_learnt_from_a_heartbeat_exits_after_the_open_transaction() {
+        let (app, out, history) = heartbeat_news_during_a_transaction(ErrorCode::FencedInstanceId);
+        let outcomes: Vec<(OpKind, Outcome)> =
+            history.iter().map(|e| (e.kind, e.outcome)).collect();
+        assert_eq!(
+            outcomes,
+            [(OpKind::Txn, Outcome::Ok)],
+            "committed, then exited"
+        );
+        assert!(app.exited);
+        assert_eq!(app.stats.fenced, 1);
+        assert!(out.messages.is_empty(), "a zombie sends nothing more");
+    }
+
+    #[test]
+    fn an_unknown_member_rejoins_as_a_new_one() {
+        // UNKNOWN_MEMBER_ID on the join (the coordinator lost the member): forget the
+        // member id and join again without one.
+        let (mut app, mut out) = (app(), Outbox::default());
+        app.start(SimTime::ZERO, &mut out);
+        for _ in 0..10 {
+            if app.step == Step::Poll {
+                break;
+            }
+            serve(&mut app, &mut out, 1);
+        }
+        assert_eq!(app.member, Some(MemberId(1)));
+        // Rejoin (as after a fenced producer), with no transaction open.
+        out.messages.clear();
+        app.step = Step::Join;
+        app.inflight.clear();
+        app.run_step(SimTime::from_ms(5), &mut out);
+        let correlation = match sent(&out, "JoinGroup").last() {
+            Some(Message::JoinGroup {
+                correlation,
+                member,
+                ..
+            }) => {
+                assert_eq!(*member, Some(MemberId(1)));
+                *correlation
+            }
+            other => panic!("a JoinGroup: {other:?}"),
+        };
+        out.messages.clear();
+        let answer = Message::JoinGroupResponse {
+            correlation,
+            result: Err(ErrorCode::UnknownMemberId),
+        };
+        app.handle_message(
+            SimTime::from_ms(6),
+            NodeId::Broker(BrokerId(0)),
+            answer,
+            &mut out,
+        );
+        match sent(&out, "JoinGroup")[..] {
+            [Message::JoinGroup { member, .. }] => assert_eq!(*member, None),
+            _ => panic!("one JoinGroup: {:?}", out.messages),
+        }
     }
 }
