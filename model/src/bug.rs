@@ -78,6 +78,15 @@ pub enum Bug {
     /// older member (KAFKA-8500): both stay members of the instance and both are
     /// assigned its partitions.
     StaticMemberDuplicate,
+    /// The cooperative-sticky assignor hands a moving partition to its new owner in the
+    /// same rebalance in which its old owner is told to revoke it (KIP-429 holds it
+    /// back for one rebalance): for a while both consume it.
+    CooperativeAssignBeforeRevoke,
+    /// The cooperative-sticky assignor believes every member's claimed owned
+    /// partitions, whatever generation they are from (KAFKA-12984, fixed by KIP-792's
+    /// generation in the subscription): a member that missed a rebalance keeps a
+    /// partition the group gave to another.
+    StaleOwnedPartitions,
     /// Test-only: the simulator panics inside the run on some seeds, to prove that a
     /// panic is caught and reported per seed. Not listed by `--list-bugs`.
     InjectedPanic,
@@ -86,25 +95,6 @@ pub enum Bug {
 /// Test-only switches, accepted by `--bug` but not listed (they break the simulator,
 /// not the broker).
 pub const TEST_BUGS: &[(Bug, &str)] = &[(Bug::InjectedPanic, "injected-panic")];
-
-/// Switches of the consumer-group protocol whose scenario does not exist yet (the
-/// rebalance scenario comes with the group consumer): accepted by `--bug`, unit-tested
-/// in `model`, but neither listed by `--list-bugs` nor counted by the mutation score,
-/// which would score them undetected. They move to [`ALL_BUGS`] with their scenario.
-pub const PENDING_BUGS: &[(Bug, &str, &str, &str)] = &[
-    (
-        Bug::NoCommitGenerationFence,
-        "no-commit-generation-fence",
-        "OffsetCommit v1",
-        "the group coordinator accepts offset commits from an old generation or a removed member: a zombie overwrites the new owner's position",
-    ),
-    (
-        Bug::StaticMemberDuplicate,
-        "static-member-duplicate",
-        "KAFKA-8500",
-        "two processes with one group.instance.id are both accepted as members: both are assigned the instance's partitions",
-    ),
-];
 
 /// Name, source and one-line description of every switch, in `--list-bugs` order.
 pub const ALL_BUGS: &[(Bug, &str, &str, &str)] = &[
@@ -240,13 +230,36 @@ pub const ALL_BUGS: &[(Bug, &str, &str, &str)] = &[
         "KIP-98",
         "a read_committed consumer is served records above the last stable offset (of undecided and aborted transactions)",
     ),
+    (
+        Bug::NoCommitGenerationFence,
+        "no-commit-generation-fence",
+        "OffsetCommit v1",
+        "the group coordinator accepts offset commits from an old generation or a removed member: a zombie overwrites the new owner's position",
+    ),
+    (
+        Bug::StaticMemberDuplicate,
+        "static-member-duplicate",
+        "KAFKA-8500",
+        "two processes with one group.instance.id are both accepted as members: both are assigned the instance's partitions",
+    ),
+    (
+        Bug::CooperativeAssignBeforeRevoke,
+        "cooperative-assign-before-revoke",
+        "KIP-429",
+        "the cooperative-sticky assignor gives a moving partition to its new owner in the rebalance that tells its old owner to revoke it",
+    ),
+    (
+        Bug::StaleOwnedPartitions,
+        "stale-owned-partitions",
+        "KAFKA-12984",
+        "the cooperative-sticky assignor believes owned partitions claimed from an old generation: a member that missed a rebalance keeps a partition given to another",
+    ),
 ];
 
 impl Bug {
     pub fn name(self) -> &'static str {
         ALL_BUGS
             .iter()
-            .chain(PENDING_BUGS)
             .map(|&(b, n, ..)| (b, n))
             .chain(TEST_BUGS.iter().copied())
             .find(|(b, _)| *b == self)
@@ -257,7 +270,6 @@ impl Bug {
     pub fn parse(name: &str) -> Option<Bug> {
         ALL_BUGS
             .iter()
-            .chain(PENDING_BUGS)
             .map(|&(b, n, ..)| (b, n))
             .chain(TEST_BUGS.iter().copied())
             .find(|(_, n)| *n == name)
@@ -277,7 +289,7 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for (bug, name, ..) in ALL_BUGS.iter().chain(PENDING_BUGS) {
+        for (bug, name, ..) in ALL_BUGS.iter() {
             assert_eq!(Bug::parse(name), Some(*bug));
             assert_eq!(bug.name(), *name);
         }

@@ -3,6 +3,7 @@
 //! (e.g. `min.insync.replicas` above the replication factor) before a run starts.
 
 use crate::bug::Bug;
+use crate::client::group::Assignor;
 use crate::types::{BrokerId, GroupId, PartitionId, PartitionSet, TxnId};
 use std::collections::BTreeSet;
 use std::fmt;
@@ -38,6 +39,26 @@ impl PartitionSpec {
     pub fn key(&self) -> String {
         format!("{}-{}", self.topic, self.partition)
     }
+}
+
+/// How a consumer group's members commit their offsets: the three strategies of the
+/// design guide's "consumer crash mid-batch".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CommitStrategy {
+    /// `enable.auto.commit=true`: the consumed positions every `auto.commit.interval.ms`.
+    Auto,
+    /// `enable.auto.commit=false`: `commitSync()` after processing each batch.
+    Manual,
+    /// Consume-transform-produce: the offsets committed inside the transaction that
+    /// writes the batch's output (the slots run the transactional application).
+    Transactional,
+}
+
+/// `auto.offset.reset` (Kafka's `none`, an error, is not modelled).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OffsetReset {
+    Earliest,
+    Latest,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -132,6 +153,17 @@ pub struct Config {
     /// `max.poll.interval.ms`: also the member's rebalance time-out (how long the
     /// coordinator waits for it to rejoin during a rebalance).
     pub max_poll_interval_ms: u64,
+    /// `partition.assignment.strategy` of the subscribe-mode consumers: one assignor
+    /// (Kafka's default list is `[range, cooperative-sticky]`, of which the group uses
+    /// `range` until every member lists only `cooperative-sticky`).
+    pub partition_assignment_strategy: Assignor,
+    /// How the subscribe-mode consumers commit (`--set commit=...`, or Kafka's
+    /// `enable.auto.commit=true|false` for the first two).
+    pub commit: CommitStrategy,
+    pub auto_commit_interval_ms: u64,
+    /// `auto.offset.reset`: where a member starts on a partition without a committed
+    /// offset (or whose position fell off the log).
+    pub auto_offset_reset: OffsetReset,
     // --- transactions ---
     /// `transaction.timeout.ms`: the coordinator aborts a transaction open longer.
     pub transaction_timeout_ms: u64,
@@ -186,6 +218,10 @@ impl Default for Config {
             session_timeout_ms: 45_000,
             heartbeat_interval_ms: 3_000,
             max_poll_interval_ms: 300_000,
+            partition_assignment_strategy: Assignor::Range,
+            commit: CommitStrategy::Auto,
+            auto_commit_interval_ms: 5_000,
+            auto_offset_reset: OffsetReset::Latest,
             transaction_timeout_ms: 60_000,
             exactly_once_v2: true,
             bugs: BTreeSet::new(),
@@ -237,6 +273,11 @@ pub const SETTABLE_KEYS: &[&str] = &[
     "session.timeout.ms",
     "heartbeat.interval.ms",
     "max.poll.interval.ms",
+    "partition.assignment.strategy",
+    "enable.auto.commit",
+    "commit",
+    "auto.commit.interval.ms",
+    "auto.offset.reset",
 ];
 
 fn parse_u64(key: &str, value: &str) -> Result<u64, ConfigError> {
@@ -323,6 +364,44 @@ impl Config {
             "session.timeout.ms" => self.session_timeout_ms = parse_u64(key, value)?,
             "heartbeat.interval.ms" => self.heartbeat_interval_ms = parse_u64(key, value)?,
             "max.poll.interval.ms" => self.max_poll_interval_ms = parse_u64(key, value)?,
+            "partition.assignment.strategy" => {
+                self.partition_assignment_strategy = Assignor::parse(value).ok_or_else(|| {
+                    ConfigError(format!(
+                        "--set partition.assignment.strategy={value}: expected range, roundrobin or cooperative-sticky"
+                    ))
+                })?
+            }
+            "enable.auto.commit" => {
+                self.commit = if parse_bool(key, value)? {
+                    CommitStrategy::Auto
+                } else {
+                    CommitStrategy::Manual
+                }
+            }
+            "commit" => {
+                self.commit = match value {
+                    "auto" => CommitStrategy::Auto,
+                    "manual" => CommitStrategy::Manual,
+                    "transactional" => CommitStrategy::Transactional,
+                    _ => {
+                        return Err(ConfigError(format!(
+                            "--set commit={value}: expected auto, manual or transactional"
+                        )))
+                    }
+                }
+            }
+            "auto.commit.interval.ms" => self.auto_commit_interval_ms = parse_u64(key, value)?,
+            "auto.offset.reset" => {
+                self.auto_offset_reset = match value {
+                    "earliest" => OffsetReset::Earliest,
+                    "latest" => OffsetReset::Latest,
+                    _ => {
+                        return Err(ConfigError(format!(
+                            "--set auto.offset.reset={value}: expected earliest or latest"
+                        )))
+                    }
+                }
+            }
             "processing.guarantee" => {
                 self.exactly_once_v2 = match value {
                     "exactly_once_v2" => true,
@@ -597,6 +676,29 @@ mod tests {
     }
 
     #[test]
+    fn consumer_group_keys_parse_and_refuse_nonsense() {
+        let mut c = Config::default();
+        c.set("partition.assignment.strategy", "roundrobin")
+            .unwrap();
+        assert_eq!(c.partition_assignment_strategy, Assignor::RoundRobin);
+        c.set("enable.auto.commit", "false").unwrap();
+        assert_eq!(c.commit, CommitStrategy::Manual);
+        c.set("commit", "transactional").unwrap();
+        assert_eq!(c.commit, CommitStrategy::Transactional);
+        c.set("auto.offset.reset", "earliest").unwrap();
+        assert_eq!(c.auto_offset_reset, OffsetReset::Earliest);
+        for (key, value) in [
+            ("partition.assignment.strategy", "sticky"),
+            ("commit", "sometimes"),
+            ("auto.offset.reset", "none"),
+            ("enable.auto.commit", "yes"),
+        ] {
+            let e = c.set(key, value).unwrap_err();
+            assert!(e.0.contains(key), "{e}");
+        }
+    }
+
+    #[test]
     fn every_settable_key_is_accepted() {
         // SETTABLE_KEYS (shown in the error message) and `set` must agree.
         for key in SETTABLE_KEYS {
@@ -605,7 +707,12 @@ mod tests {
                 "acks" => "all",
                 "isolation.level" => "read_committed",
                 "processing.guarantee" => "exactly_once",
-                "unclean.leader.election.enable" | "enable.idempotence" => "true",
+                "unclean.leader.election.enable" | "enable.idempotence" | "enable.auto.commit" => {
+                    "true"
+                }
+                "partition.assignment.strategy" => "cooperative-sticky",
+                "auto.offset.reset" => "earliest",
+                "commit" => "manual",
                 _ => "40000",
             };
             assert!(c.set(key, value).is_ok(), "--set {key}={value} refused");

@@ -11,6 +11,10 @@ pub enum OpKind {
     Assign,
     /// A producer transaction (polls and sends; consume-transform-produce).
     Txn,
+    /// A consumer subscribes (`assigned` names a partition of each topic).
+    Subscribe,
+    /// A consumer-group offset commit outside a transaction (`offsets`, `group`).
+    Commit,
     Crash,
 }
 

@@ -160,6 +160,10 @@ pub enum GroupLogEntry {
         /// `group.instance.id` of a static member (KIP-345).
         instance: Option<u32>,
         assignment: PartitionSet,
+        /// Its subscription's owned partitions and their generation (KIP-429/KIP-792),
+        /// as it joined this generation: a new coordinator compares a rejoin with it.
+        owned: PartitionSet,
+        owned_generation: Option<Generation>,
         session_timeout_ms: u32,
         rebalance_timeout_ms: u32,
     },

@@ -48,6 +48,10 @@ pub enum Timer {
     Retry,
     /// Client (group member): send the next Heartbeat (`heartbeat.interval.ms`).
     Heartbeat,
+    /// Client (group member): `auto.commit.interval.ms` elapsed.
+    AutoCommit,
+    /// Client (group member): the application finished processing its batch.
+    Processed,
     /// Producer: time out every request in flight longer than `request.timeout.ms`
     /// (one timer armed for the earliest deadline).
     RequestTimeouts,

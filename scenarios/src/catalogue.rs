@@ -5,8 +5,9 @@ use crate::{
     Allowed, Draw, Fault, FaultEvent, LinkSet, NetworkSpec, Phases, Scenario, StallWhen, Target,
     Workload,
 };
-use model::config::Config;
-use model::types::{NodeId, PartitionId, SimTime};
+use model::client::group::Assignor;
+use model::config::{CommitStrategy, Config, OffsetReset};
+use model::types::{GroupId, NodeId, PartitionId, SimTime};
 
 fn at(ms: u64, fault: Fault) -> FaultEvent {
     FaultEvent {
@@ -778,6 +779,150 @@ fn power_outage_allowed(config: &Config) -> Vec<Allowed> {
     v
 }
 
+/// The design guide's consumer group: `orders` consumed by one group whose members
+/// process each batch (20 ms per record, `max.poll.records=50`), with
+/// `__consumer_offsets` (and, for `commit=transactional`, the transaction topics and
+/// `processed-orders`). Kafka's pre-3.0 `session.timeout.ms=10000` so that a crashed
+/// member is noticed within the fault phase; `auto.offset.reset=earliest`.
+fn group_config() -> Config {
+    Config {
+        session_timeout_ms: 10_000,
+        heartbeat_interval_ms: 3_000,
+        max_poll_records: 50,
+        auto_offset_reset: OffsetReset::Earliest,
+        ..exactly_once_config()
+    }
+}
+
+fn group_workload(members: u32, static_members: u32) -> Workload {
+    Workload {
+        group_consumers: members,
+        static_members,
+        processing_ms_per_record: 20,
+        ..Workload::default()
+    }
+}
+
+/// What each commit strategy may show when a member crashes mid-batch (trap 4).
+fn group_allowances(config: &Config) -> Vec<Allowed> {
+    let mut v = match config.commit {
+        CommitStrategy::Transactional => return transaction_allowances(config),
+        _ => config_allowances(config),
+    };
+    v.push(Allowed {
+        kind: "redelivered",
+        reason: "at-least-once: a member that crashed (or lost its partition) after processing records but before committing them leaves them to the next owner, which processes them again",
+    });
+    if config.commit == CommitStrategy::Auto {
+        v.push(Allowed {
+            kind: "uncommitted-gap",
+            reason: "enable.auto.commit=true commits what poll() returned every auto.commit.interval.ms, processed or not: a member that crashes after such a commit and before processing loses those records (at-most-once)",
+        });
+    }
+    v
+}
+
+/// The group's coordinator: the leader of its `__consumer_offsets` partition.
+fn group_coordinator(config: &Config) -> Target {
+    Target::LeaderOf(config.consumer_offsets_partition(GroupId(0)))
+}
+
+/// Every 2-6 s one member crashes (a new instance starts 0.5-4 s later), most often in
+/// the middle of processing a batch, since processing is most of its time; now and then
+/// the group coordinator's broker crashes instead (the coordinator moves).
+fn consumer_crash_mid_batch(
+    config: &Config,
+    phases: &Phases,
+    draw: &mut dyn Draw,
+) -> Vec<FaultEvent> {
+    let mut events = Vec::new();
+    let end = phases.heal_at.as_ms().saturating_sub(4_000);
+    let mut t = draw.between(4_000, 6_000);
+    while t < end {
+        if draw.chance(1, 6) {
+            let down = draw.between(1_000, 4_000);
+            events.push(at(t, Fault::Crash(group_coordinator(config))));
+            events.push(at(t + down, Fault::RestartAll));
+        } else {
+            events.push(at(
+                t,
+                Fault::AppCrash {
+                    slot: draw.below(3) as u32,
+                    restart_after_ms: draw.between(500, 4_000),
+                    fresh_transactional_id: false,
+                },
+            ));
+        }
+        t += draw.between(2_000, 6_000);
+    }
+    events
+}
+
+/// `rebalance`: four members, the first two static (KIP-345), `cooperative-sticky`
+/// unless `partition.assignment.strategy` says otherwise, manual commits;
+/// `max.poll.interval.ms=8000` (also the rebalance time-out).
+fn rebalance_config() -> Config {
+    Config {
+        partition_assignment_strategy: Assignor::CooperativeSticky,
+        commit: CommitStrategy::Manual,
+        max_poll_interval_ms: 8_000,
+        ..group_config()
+    }
+}
+
+/// Episodes, one at a time, every 2-6 s: a member leaves cleanly and a new one joins
+/// later; a member crashes and restarts; a batch outlasts `max.poll.interval.ms`; a
+/// member stalls (GC) past `session.timeout.ms` and comes back a zombie, for a static
+/// slot with a replacement started meanwhile; the group coordinator's broker crashes.
+fn rebalance(config: &Config, phases: &Phases, draw: &mut dyn Draw) -> Vec<FaultEvent> {
+    let mut events = Vec::new();
+    let end = phases.heal_at.as_ms().saturating_sub(4_000);
+    let mut t = draw.between(5_000, 7_000);
+    while t < end {
+        let slot = draw.below(4) as u32;
+        let fault = match draw.below(6) {
+            0 => Fault::AppClose {
+                slot,
+                restart_after_ms: Some(draw.between(1_000, 6_000)),
+            },
+            1 => Fault::AppCrash {
+                slot,
+                restart_after_ms: draw.between(500, 6_000),
+                fresh_transactional_id: false,
+            },
+            2 => Fault::AppSlowBatch {
+                slot,
+                ms: config.max_poll_interval_ms + draw.between(500, 4_000),
+            },
+            3 => Fault::AppStall {
+                slot,
+                ms: config.session_timeout_ms + draw.between(500, 4_000),
+                when: StallWhen::Now,
+                replace_after_ms: None,
+                fresh_transactional_id: false,
+            },
+            4 => {
+                let ms = draw.between(3_000, 9_000);
+                Fault::AppStall {
+                    slot: draw.below(2) as u32,
+                    ms,
+                    when: StallWhen::Now,
+                    replace_after_ms: Some(draw.between(200, ms / 2)),
+                    fresh_transactional_id: false,
+                }
+            }
+            _ => {
+                let down = draw.between(1_000, 4_000);
+                events.push(at(t + down, Fault::RestartAll));
+                Fault::Crash(group_coordinator(config))
+            }
+        };
+        events.push(at(t, fault));
+        t += draw.between(2_000, 6_000);
+    }
+    events
+}
+
 /// Every scenario, in `--list-scenarios` order.
 pub fn all() -> Vec<Scenario> {
     vec![
@@ -914,6 +1059,26 @@ pub fn all() -> Vec<Scenario> {
             phases: phases(40_000),
             faults: hanging_transaction,
             allowed: transaction_allowances,
+        },
+        Scenario {
+            name: "consumer-crash-mid-batch",
+            description: "three group members processing batches crash, mostly mid-batch, and restart; --set commit=auto|manual|transactional: auto may lose or duplicate, manual only duplicates, transactional is exactly once (design guide trap 4)",
+            config: group_config(),
+            workload: group_workload(3, 0),
+            network: NetworkSpec::default(),
+            phases: phases(40_000),
+            faults: consumer_crash_mid_batch,
+            allowed: group_allowances,
+        },
+        Scenario {
+            name: "rebalance",
+            description: "four group members (two static) leave, join, crash, outlast max.poll.interval.ms and stall into zombies while the coordinator's broker fails; cooperative-sticky by default, eager with --set partition.assignment.strategy=range: no partition owned twice, no zombie commit; rebalance time and unowned partition time measured",
+            config: rebalance_config(),
+            workload: group_workload(4, 2),
+            network: NetworkSpec::default(),
+            phases: phases(50_000),
+            faults: rebalance,
+            allowed: group_allowances,
         },
     ]
 }

@@ -97,6 +97,17 @@ pub enum Fault {
         ms: u64,
         release_with_next: bool,
     },
+    /// The current instance of consumer slot `slot` closes cleanly at its next poll
+    /// (commits what auto-commit owes, LeaveGroup for a dynamic member); with
+    /// `restart_after_ms`, a new instance joins that much later.
+    AppClose {
+        slot: u32,
+        restart_after_ms: Option<u64>,
+    },
+    /// The next batch of consumer slot `slot`'s current instance takes `ms` longer to
+    /// process (its poll loop is stuck; its heartbeat thread goes on): past
+    /// `max.poll.interval.ms`, it leaves the group.
+    AppSlowBatch { slot: u32, ms: u64 },
     /// No fault: the nemesis announces what it drew (the swarm parameters), for the
     /// fault timeline.
     Announce(String),

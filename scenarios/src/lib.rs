@@ -53,6 +53,18 @@ pub struct Workload {
     /// transaction and offsets topics). 0: none.
     #[serde(default)]
     pub apps: u32,
+    /// Subscribe-mode consumers of one group (slots after the apps'), committing as
+    /// `commit` says (with `commit=transactional` they run the consume-transform-produce
+    /// application instead). 0: none.
+    #[serde(default)]
+    pub group_consumers: u32,
+    /// The first this many group consumer slots are static members (KIP-345,
+    /// `group.instance.id` = the slot); the others are dynamic.
+    #[serde(default)]
+    pub static_members: u32,
+    /// A group consumer's processing time per record, in ms.
+    #[serde(default)]
+    pub processing_ms_per_record: u64,
 }
 
 impl Default for Workload {
@@ -67,6 +79,9 @@ impl Default for Workload {
             consumers: 2,
             poll_interval_ms: 100,
             apps: 0,
+            group_consumers: 0,
+            static_members: 0,
+            processing_ms_per_record: 0,
         }
     }
 }
@@ -167,8 +182,13 @@ pub fn exercising(bug: model::bug::Bug) -> &'static [&'static str] {
         }
         // A transactional produce delayed past its transaction's abort.
         Bug::HangingTxn | Bug::LateWriteJoinsNextTxn => &["hanging-transaction"],
-        // Not scored yet (`PENDING_BUGS`): the rebalance scenario will exercise them.
-        Bug::NoCommitGenerationFence | Bug::StaticMemberDuplicate => &[],
+        // Members stalled past their session (zombies that still commit), static
+        // members replaced while stalled, cooperative rebalances with members that
+        // missed one.
+        Bug::NoCommitGenerationFence
+        | Bug::StaticMemberDuplicate
+        | Bug::CooperativeAssignBeforeRevoke
+        | Bug::StaleOwnedPartitions => &["rebalance"],
         Bug::InjectedPanic => &[],
     }
 }

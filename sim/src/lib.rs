@@ -3,6 +3,8 @@
 //! `checker` library and the broker monitors, and reports.
 
 pub mod cli;
+pub mod group_stats;
+pub mod instance;
 pub mod monitors;
 pub mod mutation;
 pub mod network;

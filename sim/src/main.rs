@@ -19,7 +19,7 @@ use sim::cli::{self, CliError, Command, MutationCommand, RunCommand, SweepComman
 use sim::mutation;
 use sim::output;
 use sim::report;
-use sim::run::{self, RunOptions, RunResult};
+use sim::run::{self, GroupSummary, RunOptions, RunResult};
 use sim::shrink::{self, ReplayFile};
 use sim::sweep::{self, Outcome, Progress};
 
@@ -177,7 +177,15 @@ fn one_run(command: &RunCommand) -> ExitCode {
     // A forbidden anomaly fails the run whatever the run's own flag says.
     result.ok = result.ok && result.anomalies.iter().all(|anomaly| anomaly.allowed);
 
-    if let Err(problem) = write_outputs(command, &result) {
+    // A consumer group run's report ends with the same seed under both protocols.
+    let comparison = match command.report {
+        Some(_) => match run::protocol_comparison(&opts) {
+            Ok(c) => c,
+            Err(setup) => return usage_error(&setup.to_string()),
+        },
+        None => None,
+    };
+    if let Err(problem) = write_outputs(command, &result, comparison.as_ref()) {
         return usage_error(&problem);
     }
 
@@ -243,7 +251,11 @@ fn shrink_run(opts: &RunOptions, to: Option<&Path>) -> ExitCode {
 }
 
 /// Write the files asked for; an unwritable path is bad input (exit 2).
-fn write_outputs(command: &RunCommand, result: &RunResult) -> Result<(), String> {
+fn write_outputs(
+    command: &RunCommand,
+    result: &RunResult,
+    comparison: Option<&[GroupSummary; 2]>,
+) -> Result<(), String> {
     if let Some(path) = &command.history {
         write_lines(path, "history", result.history.as_deref())?;
     }
@@ -251,9 +263,11 @@ fn write_outputs(command: &RunCommand, result: &RunResult) -> Result<(), String>
         write_lines(path, "trace", result.trace.as_deref())?;
     }
     if let Some(path) = &command.report {
-        write_file(path, "report", |writer| {
-            writer.write_all(report::markdown(result).as_bytes())
-        })?;
+        let mut text = report::markdown(result);
+        if let Some(runs) = comparison {
+            text.push_str(&report::protocol_comparison(runs));
+        }
+        write_file(path, "report", |writer| writer.write_all(text.as_bytes()))?;
     }
     Ok(())
 }

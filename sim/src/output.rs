@@ -328,6 +328,9 @@ fn stats_lines(out: &mut String, stats: &RunStats) {
         };
         let _ = writeln!(out, "transactions: {}; exactly-once {held}", t.figures());
     }
+    if let Some(g) = stats.group {
+        let _ = writeln!(out, "group:        {}", g.figures());
+    }
 }
 
 /// The total and the longest of a list of windows (ms).

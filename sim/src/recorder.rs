@@ -3,7 +3,7 @@
 
 use checker::history::{Mop, Op, OpType, OpValue, Value, F};
 use model::history::{HistoryEvent, MicroOp, OpKind, Outcome};
-use model::types::SimTime;
+use model::types::{Offset, PartitionId, SimTime};
 use std::collections::BTreeMap;
 
 pub struct Recorder {
@@ -75,17 +75,30 @@ impl Recorder {
                         .collect(),
                 ),
             ),
+            OpKind::Subscribe => {
+                let mut topics: Vec<String> = Vec::new();
+                for p in &e.assigned {
+                    let key = &self.keys[p.index()];
+                    let topic = key.rsplit_once('-').map_or(key.as_str(), |(t, _)| t);
+                    if !topics.iter().any(|t| t == topic) {
+                        topics.push(topic.to_string());
+                    }
+                }
+                (F::Subscribe, OpValue::Keys(topics))
+            }
+            OpKind::Commit => (
+                F::Commit,
+                OpValue::Commit {
+                    group: e.group.map(|(g, _)| g.name()).unwrap_or_default(),
+                    offsets: self.key_offsets(&e.offsets),
+                },
+            ),
             OpKind::Crash => (F::Crash, OpValue::Null),
         };
         let mut op = Op::new(self.ops.len() as u64, now.0, typ, e.process, f, value);
         op.error = e.error.map(str::to_string);
-        if !e.offsets.is_empty() {
-            op.offsets = Some(
-                e.offsets
-                    .iter()
-                    .map(|(p, o)| (self.keys[p.index()].clone(), o.0))
-                    .collect(),
-            );
+        if !e.offsets.is_empty() && e.kind != OpKind::Commit {
+            op.offsets = Some(self.key_offsets(&e.offsets));
         }
         if let Some((group, metadata)) = e.group {
             op.group = Some(group.name());
@@ -95,6 +108,14 @@ impl Recorder {
             }
         }
         self.ops.push(op);
+    }
+
+    /// Offsets per partition, by key name.
+    fn key_offsets(&self, offsets: &[(PartitionId, Offset)]) -> Vec<(String, u64)> {
+        offsets
+            .iter()
+            .map(|(p, o)| (self.keys[p.index()].clone(), o.0))
+            .collect()
     }
 
     /// Completed operations by f and outcome, for the summary.

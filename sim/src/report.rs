@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 use crate::output::{list_or_none, min_median_max};
-use crate::run::{RunAnomaly, RunResult};
+use crate::run::{GroupSummary, RunAnomaly, RunResult};
 use crate::sweep::{KIND_NONDETERMINISM, KIND_PANIC, KIND_UNEXPLAINED};
 
 /// The report of one run.
@@ -25,6 +25,30 @@ pub fn markdown(result: &RunResult) -> String {
     latency(&mut out, result);
     allowed(&mut out, result);
     anomalies(&mut out, result);
+    out
+}
+
+/// The report's last section for a consumer group run: the same seed and faults under
+/// the eager and the cooperative protocol ([`crate::run::protocol_comparison`]).
+pub fn protocol_comparison(runs: &[GroupSummary; 2]) -> String {
+    let mut out =
+        String::from("\n## Eager vs cooperative rebalancing (same seed, same faults)\n\n");
+    out.push_str("| protocol | generations | member rebalances | rebalance time, all members (ms) | longest (ms) | partitions unowned (ms, fault phase) | records processed |\n");
+    out.push_str("| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    for g in runs {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            g.assignor,
+            g.generations,
+            g.member_rebalances,
+            g.rebalance_ms,
+            g.rebalance_ms_max,
+            g.unowned_ms,
+            g.records
+        );
+    }
+    out.push_str("\nEager (`range`): every member revokes all its partitions before it rejoins, so every partition waits for the whole rebalance. Cooperative (`cooperative-sticky`, KIP-429): members keep their partitions while they rejoin, and only the partitions that move wait, over two rebalances.\n");
     out
 }
 
@@ -153,6 +177,9 @@ fn failover(out: &mut String, result: &RunResult) {
             "- exactly-once processing: {}; exactly-once {held}\n",
             t.figures()
         );
+    }
+    if let Some(g) = stats.group {
+        let _ = writeln!(out, "- consumer group: {}\n", g.figures());
     }
 }
 

@@ -1,5 +1,6 @@
 //! One simulated run: the interface the CLI, sweeps and tests use.
 
+use model::client::group_consumer::MemberStats;
 use std::collections::BTreeMap;
 
 /// What to run.
@@ -77,6 +78,8 @@ pub struct RunStats {
     pub batches_out_of_sequence: u64,
     /// Consume-transform-produce runs: what the application instances did.
     pub transactions: Option<TxnSummary>,
+    /// Runs with subscribe-mode group consumers: what they did and what rebalancing cost.
+    pub group: Option<GroupSummary>,
     /// Human-readable fault timeline: (time ms, what happened).
     pub timeline: Vec<(u64, String)>,
     /// Leader, epoch and ISR changes per partition: (time ms, partition, what).
@@ -110,6 +113,46 @@ impl TxnSummary {
             self.inputs_consumed,
             self.outputs_committed,
             self.zombies_fenced,
+        )
+    }
+}
+
+/// What a run's group consumers did, and what its rebalances cost.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GroupSummary {
+    /// `partition.assignment.strategy`.
+    pub assignor: &'static str,
+    pub instances: u64,
+    pub generations: u64,
+    pub batches: u64,
+    pub records: u64,
+    pub commits_ok: u64,
+    pub commits_failed: u64,
+    /// Rebalances as the members lived them: how many, their summed and longest time.
+    pub member_rebalances: u64,
+    pub rebalance_ms: u64,
+    pub rebalance_ms_max: u64,
+    pub poll_timeouts: u64,
+    /// Partition-milliseconds without an owner before the heal (fault phase).
+    pub unowned_ms: u64,
+}
+
+impl GroupSummary {
+    pub fn figures(&self) -> String {
+        format!(
+            "{} over {} member instances, {} generations; {} batches ({} records) processed; {} commits ok, {} refused or unknown; {} member rebalances taking {} ms in all (longest {} ms); {} poll time-outs; partitions unowned {} ms in all during the fault phase",
+            self.assignor,
+            self.instances,
+            self.generations,
+            self.batches,
+            self.records,
+            self.commits_ok,
+            self.commits_failed,
+            self.member_rebalances,
+            self.rebalance_ms,
+            self.rebalance_ms_max,
+            self.poll_timeouts,
+            self.unowned_ms,
         )
     }
 }
@@ -232,7 +275,16 @@ fn validate_plan(plan: &RunPlan, config: &model::config::Config) -> Result<(), S
     let transactions = config.output_partitions > 0
         && config.transaction_state_partitions > 0
         && config.offsets_topic_partitions > 0;
-    if w.apps > 0 && !transactions {
+    if w.group_consumers > 0 && config.offsets_topic_partitions == 0 {
+        return bad("group_consumers need a scenario with __consumer_offsets (consumer-crash-mid-batch, rebalance)");
+    }
+    let txn_instances = w.apps
+        + if config.commit == model::config::CommitStrategy::Transactional {
+            w.group_consumers
+        } else {
+            0
+        };
+    if txn_instances > 0 && !transactions {
         return bad("apps (consume-transform-produce instances) need a scenario with processed-orders, __transaction_state and __consumer_offsets (exactly-once, exactly-once-alpha, hanging-transaction)");
     }
     let p = &plan.phases;
@@ -331,10 +383,11 @@ pub fn run(opts: &RunOptions) -> Result<RunResult, SetupError> {
     }
     anomalies.sort();
     let ok = anomalies.iter().all(|a| a.allowed);
-    if !world.apps.is_empty() {
+    let txn_instances = world.apps.iter().filter(|a| a.txn().is_some()).count() as u64;
+    if txn_instances > 0 {
         let apps = world.app_stats();
         world.stats.transactions = Some(TxnSummary {
-            instances: world.apps.len() as u64,
+            instances: txn_instances,
             committed: apps.committed,
             aborted: apps.aborted,
             unknown: apps.unknown,
@@ -344,6 +397,31 @@ pub fn run(opts: &RunOptions) -> Result<RunResult, SetupError> {
             exactly_once_held: !anomalies
                 .iter()
                 .any(|a| !a.allowed && EXACTLY_ONCE_KINDS.contains(&a.kind.as_str())),
+        });
+    }
+    let members: Vec<_> = world.apps.iter().filter_map(|a| a.member()).collect();
+    if !members.is_empty() {
+        let m = members
+            .iter()
+            .fold(MemberStats::default(), |sum, m| sum.plus(m.stats));
+        let inputs: Vec<String> = (0..config.partitions)
+            .map(|p| format!("{}-{p}", config.topic))
+            .collect();
+        let (unowned_ms, generations) =
+            crate::group_stats::unowned_ms(&world.recorder.ops, &inputs, scenario.phases.heal_at.0);
+        world.stats.group = Some(GroupSummary {
+            assignor: config.partition_assignment_strategy.name(),
+            instances: members.len() as u64,
+            generations,
+            batches: m.batches,
+            records: m.records,
+            commits_ok: m.commits_ok,
+            commits_failed: m.commits_failed,
+            member_rebalances: m.rebalances,
+            rebalance_ms: m.rebalance_ms,
+            rebalance_ms_max: m.rebalance_ms_max,
+            poll_timeouts: m.poll_timeouts,
+            unowned_ms,
         });
     }
     let history = opts.keep_history.then(|| {
@@ -479,6 +557,37 @@ fn config_lines(c: &model::config::Config) -> Vec<(String, String)> {
         ));
     }
     v
+}
+
+/// The run's seed and plan again under the eager protocol (`range`) and the
+/// cooperative one (`cooperative-sticky`), for the report's comparison: the same faults
+/// at the same times, so the difference is the protocol's. `None` when the run has no
+/// subscribe-mode group consumers.
+pub fn protocol_comparison(opts: &RunOptions) -> Result<Option<[GroupSummary; 2]>, SetupError> {
+    let (scenario, config) = setup(opts)?;
+    let plan = match &opts.plan {
+        Some(plan) => plan.clone(),
+        None => draw_plan(&scenario, &config, opts.seed),
+    };
+    if plan.workload.group_consumers == 0
+        || config.commit == model::config::CommitStrategy::Transactional
+    {
+        return Ok(None);
+    }
+    let mut summaries = Vec::new();
+    for assignor in ["range", "cooperative-sticky"] {
+        let mut sets = opts.sets.clone();
+        sets.push(("partition.assignment.strategy".into(), assignor.into()));
+        let result = run(&RunOptions {
+            sets,
+            keep_history: false,
+            keep_trace: false,
+            plan: Some(plan.clone()),
+            ..opts.clone()
+        })?;
+        summaries.extend(result.stats.group);
+    }
+    Ok(summaries.try_into().ok())
 }
 
 /// `--list-scenarios`: (name, one-line description).

@@ -2,6 +2,7 @@
 //! drives them. One `World` is one run; nothing in it reads a wall clock or spawns a
 //! thread, so the same seed gives the same events in the same order.
 
+use crate::instance::Instance;
 use crate::monitors::Monitors;
 use crate::network::{Delivery, Network};
 use crate::queue::EventQueue;
@@ -10,9 +11,10 @@ use crate::rng::{SimRng, Stream};
 use crate::run::RunStats;
 use model::broker::Broker;
 use model::client::consumer::Consumer;
+use model::client::group_consumer::{GroupConsumer, MemberSpec};
 use model::client::producer::{Producer, ProducerWorkload};
 use model::client::txn_app::{AppSpec, AppStats, TxnApp};
-use model::config::Config;
+use model::config::{CommitStrategy, Config};
 use model::controller::Controller;
 use model::message::Message;
 use model::outbox::{DiskCompletion, DiskOp, Note, Outbox, Timer};
@@ -115,9 +117,9 @@ pub struct World {
     pub controller: Controller,
     pub producers: Vec<Producer>,
     pub consumers: Vec<Consumer>,
-    /// Every consume-transform-produce instance ever started, in start order (client
-    /// ids follow the consumers'), with its liveness.
-    pub apps: Vec<TxnApp>,
+    /// Every application instance ever started (consume-transform-produce or group
+    /// consumer), in start order (client ids follow the consumers'), with its liveness.
+    pub apps: Vec<Instance>,
     app_life: Vec<NodeLife>,
     /// The current instance of each application slot.
     app_slots: Vec<usize>,
@@ -130,6 +132,11 @@ pub struct World {
     /// Per instance: a stall (ms) armed to strike when it sends the request `when` names.
     armed_stalls: BTreeMap<usize, (StallWhen, u64)>,
     app_poll_interval_ms: u64,
+    /// Slots below this run the transactional application; the others group consumers.
+    txn_slots: u32,
+    /// Group consumer slots (after the transactional ones) below this are static members.
+    static_members: u32,
+    processing_ms_per_record: u64,
     /// Seeds the instances' random streams (instance k: mixed with k).
     app_seed: u64,
     stopping: bool,
@@ -248,6 +255,11 @@ impl World {
             ));
         }
         let app_seed = client_seeds.next_u64();
+        let txn_slots = if config.commit == CommitStrategy::Transactional {
+            workload.apps + workload.group_consumers
+        } else {
+            workload.apps
+        };
         let network = Network::new(network, SimRng::stream(seed, Stream::Network));
         let injected_panic_at = (seed.is_multiple_of(3)
             && config.has_bug(model::bug::Bug::InjectedPanic))
@@ -270,7 +282,10 @@ impl World {
             consumers,
             apps: Vec::new(),
             app_life: Vec::new(),
-            app_slots: vec![usize::MAX; workload.apps as usize],
+            app_slots: vec![usize::MAX; (workload.apps + workload.group_consumers) as usize],
+            txn_slots,
+            static_members: workload.static_members,
+            processing_ms_per_record: workload.processing_ms_per_record,
             produce_delay_ms: BTreeMap::new(),
             held_produces: BTreeMap::new(),
             armed_stalls: BTreeMap::new(),
@@ -357,30 +372,42 @@ impl World {
             .filter(|&k| k < self.apps.len())
     }
 
-    /// Start a new instance of application `slot` (it joins the group as the slot's
-    /// static member, so it takes the slot over).
+    /// Start a new instance of application `slot`: a transactional instance joins the
+    /// group as the slot's static member, so it takes the slot over; a group consumer
+    /// joins as the slot's static member or as a new dynamic member.
     fn start_app(&mut self, slot: u32, fresh_transactional_id: bool) {
         let k = self.apps.len();
-        let slots = self.app_slots.len() as u32;
-        let spec = AppSpec {
-            group: GroupId(0),
-            slot,
-            slots,
-            // Kafka Streams' `exactly_once` has one transactional.id per task: always
-            // the slot's.
-            transactional_id: if fresh_transactional_id && self.config.exactly_once_v2 {
-                TxnId(1_000 + k as u32)
-            } else {
-                TxnId(slot)
-            },
-            poll_interval_ms: self.app_poll_interval_ms,
-            process_base: APP_PROCESS_BASE + k as u64,
-            process_stride: APP_PROCESS_STRIDE,
-            value_base: (k as u64 + 1) << 40,
-        };
         let id = ClientId(self.app_base() + k as u32);
         let seed = mix(self.app_seed, k as u64);
-        let mut app = TxnApp::new(id, &self.config, spec, seed);
+        let mut app = if slot < self.txn_slots {
+            let spec = AppSpec {
+                group: GroupId(0),
+                slot,
+                slots: self.txn_slots,
+                // Kafka Streams' `exactly_once` has one transactional.id per task:
+                // always the slot's.
+                transactional_id: if fresh_transactional_id && self.config.exactly_once_v2 {
+                    TxnId(1_000 + k as u32)
+                } else {
+                    TxnId(slot)
+                },
+                poll_interval_ms: self.app_poll_interval_ms,
+                process_base: APP_PROCESS_BASE + k as u64,
+                process_stride: APP_PROCESS_STRIDE,
+                value_base: (k as u64 + 1) << 40,
+            };
+            Instance::Txn(TxnApp::new(id, &self.config, spec, seed))
+        } else {
+            let spec = MemberSpec {
+                group: GroupId(0),
+                instance: (slot - self.txn_slots < self.static_members).then_some(slot),
+                processing_ms_per_record: self.processing_ms_per_record,
+                poll_interval_ms: self.app_poll_interval_ms,
+                process_base: APP_PROCESS_BASE + k as u64,
+                process_stride: APP_PROCESS_STRIDE,
+            };
+            Instance::Member(GroupConsumer::new(id, &self.config, spec, seed))
+        };
         if self.stopping {
             app.stop();
         }
@@ -401,6 +428,7 @@ impl World {
     pub fn app_stats(&self) -> AppStats {
         self.apps
             .iter()
+            .filter_map(Instance::txn)
             .fold(AppStats::default(), |sum, app| sum.plus(app.stats))
     }
 
@@ -967,7 +995,7 @@ impl World {
     /// next request to the same partition).
     fn release_held(&mut self, k: usize) {
         if let Some((to, msg, _)) = self.held_produces.remove(&k) {
-            let from = NodeId::Client(self.apps[k].id);
+            let from = NodeId::Client(self.apps[k].id());
             self.schedule_delivery(from, to, msg, SimTime::ZERO);
         }
     }
@@ -1190,7 +1218,7 @@ impl World {
                 let Some(k) = self.live_app(slot) else {
                     return;
                 };
-                let id = self.apps[k].id;
+                let id = self.apps[k].id();
                 self.with_outbox(NodeId::Client(id), |w, out| w.apps[k].crash(out));
                 self.app_life[k].down = true;
                 self.queue.push(
@@ -1241,6 +1269,41 @@ impl World {
                 };
                 self.produce_delay_ms.insert(k, (ms, release_with_next));
                 format!("the next produce request of app instance {k} (slot {slot}) is held {}{ms} ms in the network", if release_with_next { "up to " } else { "" })
+            }
+            Fault::AppClose {
+                slot,
+                restart_after_ms,
+            } => {
+                let Some(k) = self.live_app(slot) else {
+                    return;
+                };
+                let Instance::Member(m) = &mut self.apps[k] else {
+                    return;
+                };
+                m.close();
+                match restart_after_ms {
+                    Some(after) => {
+                        self.queue.push(
+                            self.now.plus_ms(after),
+                            Event::StartApp {
+                                slot,
+                                fresh_transactional_id: false,
+                            },
+                        );
+                        format!("consumer instance {k} (slot {slot}) closes; a new instance joins in {after} ms")
+                    }
+                    None => format!("consumer instance {k} (slot {slot}) closes"),
+                }
+            }
+            Fault::AppSlowBatch { slot, ms } => {
+                let Some(k) = self.live_app(slot) else {
+                    return;
+                };
+                let Instance::Member(m) = &mut self.apps[k] else {
+                    return;
+                };
+                m.slow_next_batch(ms);
+                format!("the next batch of consumer instance {k} (slot {slot}) takes {ms} ms longer to process")
             }
             Fault::Announce(text) => text,
             Fault::CrashController(takeover_ms) => {
@@ -1342,13 +1405,61 @@ impl World {
         if let Some(k) =
             (0..self.apps.len()).find(|&k| !self.app_life[k].down && !self.apps[k].is_idle())
         {
-            return Some(format!("app instance {k} still has a transaction open"));
+            return Some(format!(
+                "app instance {k} still has a batch or transaction open"
+            ));
+        }
+        if let Some(why) = self.group_not_drained() {
+            return Some(why);
         }
         if let Some(p) = self.producers.iter().find(|p| !p.is_idle()) {
             return Some(format!(
                 "producer {} still has operations in flight",
                 p.id.0
             ));
+        }
+        None
+    }
+
+    /// With group consumers: every input partition held by a live member that has
+    /// consumed it to the leader's log end.
+    fn group_not_drained(&self) -> Option<String> {
+        let members: Vec<&GroupConsumer> = (0..self.apps.len())
+            .filter(|&k| !self.app_life[k].down)
+            .filter_map(|k| self.apps[k].member())
+            .filter(|m| !m.exited)
+            .collect();
+        if self.txn_slots as usize == self.app_slots.len() {
+            return None;
+        }
+        for s in self
+            .controller
+            .partitions
+            .iter()
+            .filter(|s| s.partition.0 < self.config.partitions)
+        {
+            let key = &self.keys[s.partition.index()];
+            let leo = s
+                .leader
+                .map(|l| {
+                    self.brokers[l.0 as usize].replicas[s.partition.index()]
+                        .log
+                        .log_end_offset()
+                })
+                .unwrap_or_default();
+            let consumed = members
+                .iter()
+                .flat_map(|m| m.consumed_positions())
+                .filter(|&(p, _)| p == s.partition)
+                .map(|(_, o)| o)
+                .max();
+            match consumed {
+                None => return Some(format!("{key}: no group member holds it")),
+                Some(o) if o < leo => {
+                    return Some(format!("{key}: the group consumed up to {o} of {leo}"))
+                }
+                Some(_) => {}
+            }
         }
         None
     }
@@ -1381,8 +1492,8 @@ impl World {
         }
         for k in 0..self.apps.len() {
             if !self.app_life[k].down {
-                let id = self.apps[k].id;
-                self.with_outbox(NodeId::Client(id), |w, out| w.apps[k].crash(out));
+                let id = self.apps[k].id();
+                self.with_outbox(NodeId::Client(id), |w, out| w.apps[k].abandon(out));
             }
         }
         self.finished = Some(result);

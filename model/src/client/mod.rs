@@ -4,6 +4,7 @@
 
 pub mod consumer;
 pub mod group;
+pub mod group_consumer;
 pub mod metadata;
 pub mod producer;
 pub mod txn_app;

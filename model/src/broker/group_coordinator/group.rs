@@ -236,9 +236,11 @@ impl Group {
     /// members and assignments (Empty without members), each member with a fresh
     /// session, as Kafka's loader schedules their heartbeats anew.
     ///
-    /// Simplification: the members' subscriptions are not stored (Kafka stores them);
-    /// each member is taken to support the selected protocol only, and to own its
-    /// assignment.
+    /// Each member's subscription is restored as far as it is stored: its owned
+    /// partitions and their generation (so that a cooperative member that revoked
+    /// something since is seen as changed, and its rejoin rebalances).
+    /// Simplification: the protocol list is not stored; each member is taken to support
+    /// the selected protocol only.
     pub fn load(now: SimTime, stored: &StoredGroup, settings: GroupSettings) -> Group {
         let mut group = Group::new(settings);
         group.generation = stored.generation;
@@ -249,8 +251,8 @@ impl Group {
             let member = Member {
                 instance: m.instance,
                 protocols: group.protocol.iter().cloned().collect(),
-                owned: assignment.clone(),
-                owned_generation: Some(stored.generation),
+                owned: m.owned.iter().collect(),
+                owned_generation: m.owned_generation,
                 session_timeout_ms: u64::from(m.session_timeout_ms),
                 rebalance_timeout_ms: u64::from(m.rebalance_timeout_ms),
                 assignment,
@@ -288,6 +290,13 @@ impl Group {
                         .copied()
                         .filter(|p| p.0 < PartitionSet::MAX)
                         .collect(),
+                    owned: m
+                        .owned
+                        .iter()
+                        .copied()
+                        .filter(|p| p.0 < PartitionSet::MAX)
+                        .collect(),
+                    owned_generation: m.owned_generation,
                     session_timeout_ms: u32::try_from(m.session_timeout_ms).unwrap_or(u32::MAX),
                     rebalance_timeout_ms: u32::try_from(m.rebalance_timeout_ms).unwrap_or(u32::MAX),
                 }

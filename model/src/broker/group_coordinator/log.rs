@@ -19,6 +19,9 @@ pub struct StoredMember {
     pub member: MemberId,
     pub instance: Option<u32>,
     pub assignment: PartitionSet,
+    /// The subscription's owned partitions and their generation.
+    pub owned: PartitionSet,
+    pub owned_generation: Option<Generation>,
     pub session_timeout_ms: u32,
     pub rebalance_timeout_ms: u32,
 }
@@ -41,6 +44,8 @@ impl StoredGroup {
             member: m.member,
             instance: m.instance,
             assignment: m.assignment,
+            owned: m.owned,
+            owned_generation: m.owned_generation,
             session_timeout_ms: m.session_timeout_ms,
             rebalance_timeout_ms: m.rebalance_timeout_ms,
         });
@@ -121,6 +126,8 @@ impl OffsetsPartition {
                 member,
                 instance,
                 assignment,
+                owned,
+                owned_generation,
                 session_timeout_ms,
                 rebalance_timeout_ms,
                 ..
@@ -133,6 +140,8 @@ impl OffsetsPartition {
                     member,
                     instance,
                     assignment,
+                    owned,
+                    owned_generation,
                     session_timeout_ms,
                     rebalance_timeout_ms,
                 }),
