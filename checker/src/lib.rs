@@ -7,9 +7,10 @@
 //! order anomalies and their `int-` forms, Elle's `G0` and `G1c` cycles), ours
 //! (`realtime-send-order`, `torn-transaction`), and the exactly-once and
 //! consumer-group anomalies (`eos-duplicate-output`, `eos-lost-output`,
-//! `offset-regression`, `uncommitted-gap`, `zombie-commit`, `split-ownership`). Each
-//! anomaly module states its definition and source. It depends on neither `model` nor
-//! `sim`: a checker that shared the broker's code would share its bugs.
+//! `offset-regression`, `uncommitted-gap`, `redelivered`, `zombie-commit`,
+//! `split-ownership`). Each anomaly module states its definition and source. It
+//! depends on neither `model` nor `sim`: a checker that shared the broker's code would
+//! share its bugs.
 //!
 //! Driving contract: build or read a history ([`history::read_history`]), then call
 //! [`check`] with the scenario's [`Policy`] (the anomaly kinds its configuration is

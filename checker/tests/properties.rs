@@ -6,8 +6,8 @@
 //!    nothing. The workload: producers with ok, info and fail sends and transactions
 //!    (committed, aborted with their records invisible, unknown either way; markers and
 //!    aborted records leave offset gaps), assign-mode consumers reading contiguously, a
-//!    consumer group whose two members rebalance (eager, committing on revoke) and
-//!    commit, a consume-transform-produce application committing its input offsets in
+//!    consumer group whose two members rebalance (eager, committing and recording the
+//!    revocation before rejoining) and commit, a consume-transform-produce application committing its input offsets in
 //!    its transactions, and a final drain. One targeted corruption of such a history
 //!    (swap two values, drop a record, move or duplicate a value, mark a read write as
 //!    failed, lower a commit, hide a group read, process an input twice) makes `check`
@@ -568,8 +568,10 @@ impl Generator {
             .collect()
     }
 
-    /// Eager rebalance: every member commits what it owns (commit on revoke), then
-    /// every member learns the new generation's assignment.
+    /// Eager rebalance: every member commits what it owns and records the revocation
+    /// (an assignment without partitions, of the old generation) before rejoining
+    /// (`onPartitionsRevoked`), then every member learns the new generation's
+    /// assignment.
     fn rebalance(&mut self, owners: u8) {
         if self.generation == 0 {
             for member in 0..self.members.len() {
@@ -580,6 +582,7 @@ impl Generator {
         } else {
             for member in 0..self.members.len() {
                 self.group_commit(member);
+                self.group_assign(member, Vec::new());
             }
         }
         self.generation += 1;
@@ -591,13 +594,18 @@ impl Generator {
                 .filter(|&key| self.owners[key] == member)
                 .map(|key| KEYS[key].to_string())
                 .collect();
-            let process = self.members[member];
-            let generation = self.generation;
-            let op = self.push_pair(process, F::Assign, OpValue::Keys(keys));
-            op.group = Some(GROUP.into());
-            op.generation = Some(generation);
-            op.member = Some(format!("member-{member}"));
+            self.group_assign(member, keys);
         }
+    }
+
+    /// `member`'s assignment of the current generation.
+    fn group_assign(&mut self, member: usize, keys: Vec<String>) {
+        let process = self.members[member];
+        let generation = self.generation;
+        let op = self.push_pair(process, F::Assign, OpValue::Keys(keys));
+        op.group = Some(GROUP.into());
+        op.generation = Some(generation);
+        op.member = Some(format!("member-{member}"));
     }
 
     fn group_poll(&mut self, member: usize, records_max: usize) {

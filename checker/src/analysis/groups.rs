@@ -1,6 +1,6 @@
 //! Facts about transactions and consumer groups, gathered by the first pass for the
 //! exactly-once and group anomalies (`eos-*`, `offset-regression`, `uncommitted-gap`,
-//! `zombie-commit`, `split-ownership`).
+//! `redelivered`, `zombie-commit`, `split-ownership`).
 //!
 //! Most histories have few of these events, so they live in their own small vectors
 //! and cost nothing on the hot path of sends and polls.

@@ -30,6 +30,7 @@ pub mod offset_regression;
 pub mod poll_skip;
 pub mod precommitted_read;
 pub mod realtime_send_order;
+pub mod redelivered;
 pub mod split_ownership;
 pub mod torn_transaction;
 pub mod uncommitted_gap;
@@ -39,6 +40,7 @@ pub mod zombie_commit;
 pub(crate) mod cycle_text;
 pub(crate) mod dependency_graph;
 pub(crate) mod eos;
+pub(crate) mod member_reads;
 pub(crate) mod poll_sweep;
 pub(crate) mod send_sweep;
 
@@ -66,6 +68,7 @@ pub const KINDS: &[&str] = &[
     poll_skip::KIND,
     precommitted_read::KIND,
     realtime_send_order::KIND,
+    redelivered::KIND,
     split_ownership::KIND,
     torn_transaction::KIND,
     uncommitted_gap::KIND,
@@ -74,8 +77,9 @@ pub const KINDS: &[&str] = &[
 ];
 
 /// Kinds that are informational: always listed as allowed, whatever the policy
-/// (Jepsen's `allowed-error-types` always includes `:int-send-skip`).
-pub const INFORMATIONAL: &[&str] = &[int_send_skip::KIND];
+/// (Jepsen's `allowed-error-types` always includes `:int-send-skip`; at-least-once
+/// redelivery is what Kafka's consumer promises, so `redelivered` only counts it).
+pub const INFORMATIONAL: &[&str] = &[int_send_skip::KIND, redelivered::KIND];
 
 /// Runs every detector. The order here does not matter: the caller sorts.
 pub(crate) fn detect_all(analysis: &Analysis) -> Vec<Anomaly> {
@@ -103,7 +107,9 @@ pub(crate) fn detect_all(analysis: &Analysis) -> Vec<Anomaly> {
     eos_duplicate_output::detect(analysis, &mut found);
     eos_lost_output::detect(analysis, &mut found);
     offset_regression::detect(analysis, &mut found);
-    uncommitted_gap::detect(analysis, &mut found);
+    let given = member_reads::Given::replay(analysis);
+    uncommitted_gap::detect(analysis, &given, &mut found);
+    redelivered::detect(analysis, &given, &mut found);
     zombie_commit::detect(analysis, &mut found);
     split_ownership::detect(analysis, &mut found);
     found
@@ -228,7 +234,7 @@ mod tests {
     #[test]
     fn kinds_are_sorted_unique_and_cover_the_informational_ones() {
         assert!(KINDS.windows(2).all(|pair| pair[0] < pair[1]), "{KINDS:?}");
-        assert_eq!(KINDS.len(), 23);
+        assert_eq!(KINDS.len(), 24);
         assert!(INFORMATIONAL.iter().all(|kind| KINDS.contains(kind)));
     }
 }

@@ -14,12 +14,21 @@
 //!    duplicate static member, whose old process goes on committing, is).
 //! 2. Late revoke: process A's latest assignment holds the partition; process B (a
 //!    different owner) is assigned it in generation `gB`; *afterwards* A completes an
-//!    assignment without it in a generation lower than `gB`. A revoked the partition in
-//!    an older generation than the one that gave it to B, yet only after B got it: for
-//!    a while both held it. (If A's next assignment has generation `gB` or higher, A
-//!    took part in the rebalance that moved the partition, as the eager protocol does,
-//!    and nothing is reported.) A process that crashed or completed `info` holds
-//!    nothing.
+//!    assignment without it in a generation `gA <= gB`. A client records its
+//!    revocation as an assign without the revoked partitions. Eager protocol: before
+//!    it rejoins, with its old generation, so the release precedes the new owner's
+//!    assignment. Cooperative protocol (KIP-429): a member learns in generation `g+1`
+//!    that it must give the partition up and records an assignment of `g+1` without
+//!    it; the partition goes to another member only in `g+2`. So a release of `gA`
+//!    recorded after B got the partition in `gB >= gA` means both held it at once:
+//!    the assignor handed it to its new owner in the very rebalance in which the old
+//!    owner still held it (the `cooperative-assign-before-revoke` bug).
+//!
+//! A process that crashed or completed `info` holds nothing. Nor does one whose
+//! assignment names the group but carries no generation: a fenced member that lost
+//! its partitions (`onPartitionsLost`) is no longer live, so its release is not
+//! checked; the protocol's promise against such a zombie is commit fencing, which
+//! `zombie-commit` checks.
 
 use std::collections::BTreeMap;
 
@@ -169,46 +178,41 @@ fn owner_text(process: u64, member: Option<&str>) -> String {
     }
 }
 
+/// Per process: its group and the keys of its latest assignment.
+type Held = FxHashMap<u64, (GroupId, Vec<KeyId>)>;
+
 /// Rule 2: replays assignments and crashes, tracking who holds each partition.
 fn late_revokes(analysis: &Analysis, found: &mut Vec<Anomaly>) {
     let mut holders: FxHashMap<(GroupId, KeyId), Vec<Hold>> = FxHashMap::default();
-    // Per process: its group and the keys of its latest assignment.
-    let mut held: FxHashMap<u64, (GroupId, Vec<KeyId>)> = FxHashMap::default();
+    let mut held: Held = FxHashMap::default();
     for event in &analysis.groups.events {
         match event {
             GroupEvent::Gone { process, .. } => {
-                if let Some((group, keys)) = held.remove(process) {
-                    for key in keys {
-                        if let Some(holds) = holders.get_mut(&(group, key)) {
-                            holds.retain(|hold| hold.process != *process);
-                        }
-                    }
-                }
+                release(&mut holders, &mut held, *process, |_, _, _| {});
             }
             GroupEvent::Membership(membership)
                 if membership.outcome == Outcome::Ok && !membership.subscribe =>
             {
-                let (Some(group), Some(generation)) = (membership.group, membership.generation)
-                else {
+                let Some(group) = membership.group else {
                     continue;
                 };
-                let previous = held.remove(&membership.process);
-                if let Some((previous_group, keys)) = previous {
-                    for key in keys {
-                        if previous_group == group && membership.keys.binary_search(&key).is_ok() {
-                            continue;
-                        }
-                        let holds = holders.entry((previous_group, key)).or_default();
-                        if previous_group == group {
+                let Some(generation) = membership.generation else {
+                    // Fenced: its partitions are lost, not revoked.
+                    release(&mut holders, &mut held, membership.process, |_, _, _| {});
+                    continue;
+                };
+                release(
+                    &mut holders,
+                    &mut held,
+                    membership.process,
+                    |previous_group, key, holds| {
+                        if previous_group == group && membership.keys.binary_search(&key).is_err() {
                             check_revoke(analysis, membership, generation, key, holds, found);
                         }
-                        holds.retain(|hold| hold.process != membership.process);
-                    }
-                }
+                    },
+                );
                 for &key in &membership.keys {
-                    let holds = holders.entry((group, key)).or_default();
-                    holds.retain(|hold| hold.process != membership.process);
-                    holds.push(Hold {
+                    holders.entry((group, key)).or_default().push(Hold {
                         process: membership.process,
                         member: membership.member.clone(),
                         generation,
@@ -222,8 +226,28 @@ fn late_revokes(analysis: &Analysis, found: &mut Vec<Anomaly>) {
     }
 }
 
-/// `revoke` (generation `generation`) drops `key`: report a newer-generation owner
-/// that was assigned the key after the revoking process's own hold began.
+/// Drops every hold of `process`, first showing `dropped` (group, key, holders) each
+/// partition it held.
+fn release(
+    holders: &mut FxHashMap<(GroupId, KeyId), Vec<Hold>>,
+    held: &mut Held,
+    process: u64,
+    mut dropped: impl FnMut(GroupId, KeyId, &[Hold]),
+) {
+    let Some((group, keys)) = held.remove(&process) else {
+        return;
+    };
+    for key in keys {
+        if let Some(holds) = holders.get_mut(&(group, key)) {
+            dropped(group, key, holds);
+            holds.retain(|hold| hold.process != process);
+        }
+    }
+}
+
+/// `revoke` (generation `generation`) drops `key`: report another owner that was
+/// assigned the key in the same or a newer generation while the revoking process
+/// still held it.
 fn check_revoke(
     analysis: &Analysis,
     revoke: &Membership,
@@ -235,9 +259,9 @@ fn check_revoke(
     let Some(own) = holds.iter().find(|hold| hold.process == revoke.process) else {
         return;
     };
-    let newer = holds.iter().find(|hold| {
+    let taker = holds.iter().find(|hold| {
         hold.process != revoke.process
-            && hold.generation > generation
+            && hold.generation >= generation
             && !same_owner(
                 hold.process,
                 hold.member.as_deref(),
@@ -245,26 +269,26 @@ fn check_revoke(
                 revoke.member.as_deref(),
             )
     });
-    let Some(newer) = newer else {
+    let Some(taker) = taker else {
         return;
     };
     let key = &analysis.keys[key as usize];
     let detail = format!(
-        "{} held {} since op {} (generation {}); {} was assigned it in generation {} by op {}; only afterwards did op {} revoke it from the first, in generation {generation}, older than the new owner's. A partition moves only after its previous owner revoked it (KIP-429), so for a while both consumed it.",
+        "{} held {} since op {} (generation {}); {} was assigned it in generation {} by op {}; only afterwards did op {} release it from the first, in generation {generation}, no newer than the new owner's. A member records its revocation before the partition moves: eager, before rejoining, with its old generation; cooperative (KIP-429), in the generation that takes the partition away, one before the generation that gives it to another member. So for a while both consumed it.",
         owner_text(revoke.process, revoke.member.as_deref()),
         key.name,
         own.op,
         own.generation,
-        owner_text(newer.process, newer.member.as_deref()),
-        newer.generation,
-        newer.op,
+        owner_text(taker.process, taker.member.as_deref()),
+        taker.generation,
+        taker.op,
         revoke.op,
     );
     found.push(Anomaly::new(
         KIND,
         &key.name,
         detail,
-        vec![own.op, newer.op, revoke.op],
+        vec![own.op, taker.op, revoke.op],
     ));
 }
 
@@ -353,15 +377,65 @@ mod tests {
     }
 
     #[test]
-    fn an_eager_rebalance_and_a_timely_revoke_are_not_split() {
+    fn a_cooperative_revoke_before_the_move_is_not_split() {
+        let mut history = History::new();
+        group_assign(&mut history, 1, &["k-0", "k-1"], 1);
+        // Generation 2 takes k-0 from its owner; generation 3 gives it away.
+        group_assign(&mut history, 1, &["k-1"], 2);
+        group_assign(&mut history, 2, &["k-0"], 3);
+        assert!(history.check().anomalies.is_empty());
+    }
+
+    #[test]
+    fn a_cooperative_move_in_the_revoking_generation_is_split() {
+        // cooperative-assign-before-revoke: generation 2 both takes k-0 from its
+        // owner and gives it to another member, who learns it first.
+        let mut history = History::new();
+        let held = group_assign(&mut history, 1, &["k-0", "k-1"], 1);
+        let taken = group_assign(&mut history, 2, &["k-0"], 2);
+        let revoke = group_assign(&mut history, 1, &["k-1"], 2);
+        let report = history.check();
+        assert_eq!(
+            report.summary(),
+            vec![("split-ownership", "k-0", vec![held, taken, revoke])],
+            "{report:?}"
+        );
+    }
+
+    #[test]
+    fn an_eager_revoke_before_rejoining_is_not_split() {
         let mut history = History::new();
         group_assign(&mut history, 1, &["k-0"], 1);
-        // Eager: both learn generation 2; the new owner may learn it first.
+        // Eager: the member gives everything up, with its old generation, then rejoins.
+        group_assign(&mut history, 1, &[], 1);
         group_assign(&mut history, 2, &["k-0"], 2);
         group_assign(&mut history, 1, &["k-1"], 2);
-        // Cooperative: revoke in generation 3 first, then the move in generation 4.
-        group_assign(&mut history, 2, &[], 3);
-        group_assign(&mut history, 1, &["k-0", "k-1"], 4);
+        assert!(history.check().anomalies.is_empty());
+    }
+
+    #[test]
+    fn an_eager_revoke_after_the_new_owner_got_it_is_split() {
+        let mut history = History::new();
+        let held = group_assign(&mut history, 1, &["k-0"], 1);
+        let taken = group_assign(&mut history, 2, &["k-0"], 2);
+        let revoke = group_assign(&mut history, 1, &[], 1);
+        let report = history.check();
+        assert_eq!(
+            report.summary(),
+            vec![("split-ownership", "k-0", vec![held, taken, revoke])],
+            "{report:?}"
+        );
+    }
+
+    #[test]
+    fn a_fenced_member_losing_its_partitions_holds_nothing() {
+        let mut history = History::new();
+        group_assign(&mut history, 1, &["k-0"], 1);
+        group_assign(&mut history, 2, &["k-0"], 2);
+        // onPartitionsLost: the group, no generation. Then it rejoins generation 2.
+        history.assign(1, &[]);
+        history.last_mut().group = Some("g".into());
+        group_assign(&mut history, 1, &["k-1"], 2);
         assert!(history.check().anomalies.is_empty());
     }
 

@@ -8,7 +8,8 @@
 //! consumed. Judged from `ok` `commit` operations (transactional offset commits are
 //! judged by `eos-lost-output`):
 //! - a *member read* of group `g` is a record returned by an `ok` poll or txn of a
-//!   process whose latest assign or subscribe named `g`, or that commits for `g`;
+//!   process whose latest assign or subscribe named `g`, or that commits for `g`
+//!   (`member_reads`);
 //! - the group's committed offset `c` for a key is the highest it committed;
 //! - the records that count are the committed records of the key (written by an
 //!   operation that happened, or returned by an `ok` read and not written by a failed
@@ -20,9 +21,9 @@
 
 use std::collections::BTreeMap;
 
+use super::member_reads::{self, Given, Positions};
 use super::{committed_records, describe_missing};
-use crate::analysis::{Analysis, ConsumerEvent, GroupEvent, GroupId, KeyId, Outcome};
-use crate::fxhash::FxHashMap;
+use crate::analysis::{Analysis, GroupId, KeyId};
 use crate::Anomaly;
 
 pub const KIND: &str = "uncommitted-gap";
@@ -35,20 +36,9 @@ struct Committed {
     first: u64,
 }
 
-pub(crate) fn detect(analysis: &Analysis, found: &mut Vec<Anomaly>) {
+pub(crate) fn detect(analysis: &Analysis, given: &Given, found: &mut Vec<Anomaly>) {
     let mut committed: BTreeMap<(GroupId, KeyId), Committed> = BTreeMap::new();
-    let mut committers: FxHashMap<u64, Vec<GroupId>> = FxHashMap::default();
-    for event in &analysis.groups.events {
-        let GroupEvent::Commit(commit) = event else {
-            continue;
-        };
-        if commit.txn.is_some() || commit.outcome != Outcome::Ok {
-            continue;
-        }
-        let groups = committers.entry(commit.process).or_default();
-        if !groups.contains(&commit.group) {
-            groups.push(commit.group);
-        }
+    for commit in member_reads::plain_commits(analysis) {
         for &(key, offset) in &commit.offsets {
             committed
                 .entry((commit.group, key))
@@ -66,112 +56,11 @@ pub(crate) fn detect(analysis: &Analysis, found: &mut Vec<Anomaly>) {
     if committed.is_empty() {
         return;
     }
-    let returned = member_reads(analysis, &committed, &committers);
+    let empty = Positions::default();
     for ((group, key_id), committed) in committed {
-        let empty = Positions::default();
-        let reads = returned.get(&(group, key_id)).unwrap_or(&empty);
+        let reads = given.positions(group, key_id).unwrap_or(&empty);
         report_gaps(analysis, group, key_id, &committed, reads, found);
     }
-}
-
-/// The dense positions of one key returned to members of one group: a bitset, and the
-/// lowest position.
-#[derive(Default)]
-struct Positions {
-    bits: Vec<u64>,
-    lowest: Option<u32>,
-}
-
-impl Positions {
-    fn insert(&mut self, position: u32) {
-        let word = position as usize / 64;
-        if word >= self.bits.len() {
-            self.bits.resize(word + 1, 0);
-        }
-        self.bits[word] |= 1 << (position % 64);
-        self.lowest = Some(self.lowest.map_or(position, |lowest| lowest.min(position)));
-    }
-
-    fn contains(&self, position: u32) -> bool {
-        self.bits
-            .get(position as usize / 64)
-            .is_some_and(|word| word & (1 << (position % 64)) != 0)
-    }
-}
-
-/// Positions of each committed (group, key) returned to a member of the group. Per
-/// operation one lookup finds the reader's groups; per record, a vector indexed by key
-/// finds the bitset, and the record's value gives its position.
-fn member_reads(
-    analysis: &Analysis,
-    committed: &BTreeMap<(GroupId, KeyId), Committed>,
-    committers: &FxHashMap<u64, Vec<GroupId>>,
-) -> BTreeMap<(GroupId, KeyId), Positions> {
-    let group_count = analysis.groups.names.len();
-    let key_count = analysis.keys.len();
-    // Per group, per key: the slot of a committed (group, key) in `positions`.
-    let mut slots: Vec<Vec<Option<usize>>> = vec![vec![None; key_count]; group_count];
-    let mut positions: Vec<Positions> = Vec::new();
-    let mut names: Vec<(GroupId, KeyId)> = Vec::new();
-    for &(group, key) in committed.keys() {
-        if let Some(slot) = slots
-            .get_mut(group as usize)
-            .and_then(|keys| keys.get_mut(key as usize))
-        {
-            *slot = Some(positions.len());
-            positions.push(Positions::default());
-            names.push((group, key));
-        }
-    }
-    let mut current_group: FxHashMap<u64, GroupId> = FxHashMap::default();
-    let mut events = analysis.groups.events.iter().peekable();
-    let mut groups: Vec<GroupId> = Vec::new();
-    for event in &analysis.consumer_events {
-        let ConsumerEvent::Read {
-            op,
-            process,
-            records,
-            ..
-        } = event
-        else {
-            continue;
-        };
-        while let Some(group_event) = events.next_if(|group_event| group_event.op() < *op) {
-            let GroupEvent::Membership(membership) = group_event else {
-                continue;
-            };
-            match membership.group {
-                Some(group) => {
-                    current_group.insert(membership.process, group);
-                }
-                None if !membership.subscribe => {
-                    current_group.remove(&membership.process);
-                }
-                None => {}
-            }
-        }
-        groups.clear();
-        groups.extend(current_group.get(process));
-        for &group in committers.get(process).map(Vec::as_slice).unwrap_or(&[]) {
-            if !groups.contains(&group) {
-                groups.push(group);
-            }
-        }
-        for &group in &groups {
-            let Some(keys) = slots.get(group as usize) else {
-                continue;
-            };
-            for record in analysis.read_records.get(records.clone()).unwrap_or(&[]) {
-                let Some(slot) = keys.get(record.key as usize).copied().flatten() else {
-                    continue;
-                };
-                if let Some(position) = analysis.record_position(record) {
-                    positions[slot].insert(position);
-                }
-            }
-        }
-    }
-    names.into_iter().zip(positions).collect()
 }
 
 fn report_gaps(
