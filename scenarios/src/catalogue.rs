@@ -783,9 +783,14 @@ fn power_outage_allowed(config: &Config) -> Vec<Allowed> {
 /// process each batch (20 ms per record, `max.poll.records=50`), with
 /// `__consumer_offsets` (and, for `commit=transactional`, the transaction topics and
 /// `processed-orders`). Kafka's pre-3.0 `session.timeout.ms=10000` so that a crashed
-/// member is noticed within the fault phase; `auto.offset.reset=earliest`.
+/// member is noticed within the fault phase; `auto.offset.reset=earliest`. Every
+/// append is flushed (`log.flush.interval.messages=1`, as in `chaos`): the group
+/// coordinator's broker crashes again and again, and two replicas losing their
+/// unflushed tails in quick succession lose committed records (KIP-966's "last replica
+/// standing"), which is `power-outage`'s subject, not this one's.
 fn group_config() -> Config {
     Config {
+        log_flush_interval_messages: Some(1),
         session_timeout_ms: 10_000,
         heartbeat_interval_ms: 3_000,
         max_poll_records: 50,

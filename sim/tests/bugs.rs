@@ -133,6 +133,10 @@ fn every_listed_bug_is_accounted_for_here() {
         "no-txn-offset-generation-fence",
         "no-require-stable",
         "read-uncommitted-leak",
+        "no-commit-generation-fence",
+        "static-member-duplicate",
+        "cooperative-assign-before-revoke",
+        "stale-owned-partitions",
     ];
     for (name, _, _) in sim::run::bug_list() {
         assert!(
@@ -398,5 +402,51 @@ fn read_uncommitted_leak_is_caught_by_exactly_once() {
         "read-uncommitted-leak",
         0..10,
         &["G1a", "eos-duplicate-output"],
+    );
+}
+
+#[test]
+fn no_commit_generation_fence_is_caught_by_rebalance() {
+    // A member stalled past its session (a zombie) commits its old position after the
+    // group moved on; without the generation fence the coordinator takes it.
+    caught(
+        "rebalance",
+        "no-commit-generation-fence",
+        0..10,
+        &["zombie-commit", "offset-regression"],
+    );
+}
+
+#[test]
+fn static_member_duplicate_is_caught_by_rebalance() {
+    // KAFKA-8500: a static member's replacement does not fence the stalled original,
+    // which wakes and goes on consuming and committing the instance's partitions.
+    caught(
+        "rebalance",
+        "static-member-duplicate",
+        0..30,
+        &["split-ownership"],
+    );
+}
+
+#[test]
+fn cooperative_assign_before_revoke_is_caught_by_rebalance() {
+    caught(
+        "rebalance",
+        "cooperative-assign-before-revoke",
+        0..10,
+        &["split-ownership"],
+    );
+}
+
+#[test]
+fn stale_owned_partitions_is_caught_by_rebalance() {
+    // KAFKA-12984: a fenced member rejoins claiming the partitions it held in an older
+    // generation; believed, they stay with it while their new owner still has them.
+    caught(
+        "rebalance",
+        "stale-owned-partitions",
+        0..30,
+        &["split-ownership"],
     );
 }

@@ -12,17 +12,23 @@
 //!    restarted process (a new member id) within the same generation and fences the
 //!    old member, which can no longer commit: that handover is not split (KAFKA-8500's
 //!    duplicate static member, whose old process goes on committing, is).
-//! 2. Late revoke: process A's latest assignment holds the partition; process B (a
-//!    different owner) is assigned it in generation `gB`; *afterwards* A completes an
-//!    assignment without it in a generation `gA <= gB`. A client records its
-//!    revocation as an assign without the revoked partitions. Eager protocol: before
-//!    it rejoins, with its old generation, so the release precedes the new owner's
-//!    assignment. Cooperative protocol (KIP-429): a member learns in generation `g+1`
-//!    that it must give the partition up and records an assignment of `g+1` without
-//!    it; the partition goes to another member only in `g+2`. So a release of `gA`
-//!    recorded after B got the partition in `gB >= gA` means both held it at once:
-//!    the assignor handed it to its new owner in the very rebalance in which the old
-//!    owner still held it (the `cooperative-assign-before-revoke` bug).
+//! 2. Late revoke by a live member: process A's latest assignment holds the
+//!    partition; process B (a different owner) is assigned it in generation `gB`;
+//!    *afterwards* A completes an assignment without it in a generation `gA >= gB`.
+//!    A client records its revocation as an assign without the revoked partitions.
+//!    Eager protocol: before it rejoins, with its old generation, so a live member's
+//!    release precedes the new owner's assignment. Cooperative protocol (KIP-429): a
+//!    member learns in generation `g+1` that it must give the partition up and records
+//!    an assignment of `g+1` without it; the partition goes to another member only in
+//!    `g+2`, which cannot form before that member rejoins. So a release in `gA >= gB`
+//!    recorded after B got the partition in `gB` means that A, a member of `gB`, still
+//!    held the partition when `gB` gave it to B: the assignor handed it over in the
+//!    very rebalance in which its owner still held it (the
+//!    `cooperative-assign-before-revoke` bug, or an assignor that believed a stale
+//!    claim, `stale-owned-partitions`). A release in an older generation than B's is a
+//!    member the group had already removed (a zombie, stalled or cut off past its
+//!    session or rebalance time-out): not a member of `gB`, so not split; what the
+//!    protocol promises against zombies is commit fencing (`zombie-commit`).
 //!
 //! A process that crashed or completed `info` holds nothing. Nor does one whose
 //! assignment names the group but carries no generation: a fenced member that lost
@@ -53,10 +59,13 @@ fn same_owner(
     b_process: u64,
     b_member: Option<&str>,
 ) -> bool {
-    match (a_member, b_member) {
-        (Some(a), Some(b)) => a == b,
-        _ => a_process == b_process,
-    }
+    // One process is one consumer, whatever member ids it had (a static member that
+    // rejoins after losing its id gets a new one in the same generation, KIP-345).
+    a_process == b_process
+        || match (a_member, b_member) {
+            (Some(a), Some(b)) => a == b,
+            _ => false,
+        }
 }
 
 pub(crate) fn detect(analysis: &Analysis, found: &mut Vec<Anomaly>) {
@@ -261,7 +270,14 @@ fn check_revoke(
     };
     let taker = holds.iter().find(|hold| {
         hold.process != revoke.process
-            && hold.generation >= generation
+            && hold.generation <= generation
+            // B got it while A held it, in a newer generation than A's hold: a
+            // rebalance moved it. (Within one generation, KIP-345 hands a static
+            // member's assignment to its restarted process, and the old one may release
+            // it later as a fenced zombie: rule 1, with its evidence of commits, judges
+            // one generation's two owners.)
+            && hold.op > own.op
+            && hold.generation > own.generation
             && !same_owner(
                 hold.process,
                 hold.member.as_deref(),
@@ -274,7 +290,7 @@ fn check_revoke(
     };
     let key = &analysis.keys[key as usize];
     let detail = format!(
-        "{} held {} since op {} (generation {}); {} was assigned it in generation {} by op {}; only afterwards did op {} release it from the first, in generation {generation}, no newer than the new owner's. A member records its revocation before the partition moves: eager, before rejoining, with its old generation; cooperative (KIP-429), in the generation that takes the partition away, one before the generation that gives it to another member. So for a while both consumed it.",
+        "{} held {} since op {} (generation {}); {} was assigned it in generation {} by op {}; only afterwards did op {} release it from the first, in generation {generation}: the first was a member of the generation that gave the partition away. A member records its revocation before the partition moves: eager, before rejoining, with its old generation; cooperative (KIP-429), in the generation that takes the partition away, one before the generation that gives it to another member. So for a while both held it.",
         owner_text(revoke.process, revoke.member.as_deref()),
         key.name,
         own.op,
@@ -363,17 +379,64 @@ mod tests {
     }
 
     #[test]
-    fn a_revoke_of_an_older_generation_after_the_new_owner_got_it_is_split() {
+    fn a_revoke_in_a_newer_generation_than_the_new_owners_is_split() {
+        // The old owner was a member of generation 3 (it released in 3) while 2 had
+        // already given its partition away.
         let mut history = History::new();
         let held = group_assign(&mut history, 1, &["k-0"], 1);
-        let taken = group_assign(&mut history, 2, &["k-0"], 3);
-        let revoke = group_assign(&mut history, 1, &[], 2);
+        let taken = group_assign(&mut history, 2, &["k-0"], 2);
+        let revoke = group_assign(&mut history, 1, &[], 3);
         let report = history.check();
         assert_eq!(
             report.summary(),
             vec![("split-ownership", "k-0", vec![held, taken, revoke])],
             "{report:?}"
         );
+    }
+
+    #[test]
+    fn a_release_by_the_member_that_took_over_a_static_slot_is_not_split() {
+        // KIP-345: process 2 (the restarted static member) takes process 1's
+        // assignment in generation 1 and later revokes it; process 1's older hold is a
+        // handover, not a taking.
+        let mut history = History::new();
+        group_assign(&mut history, 1, &["k-0"], 1);
+        group_assign(&mut history, 2, &["k-0"], 1);
+        group_assign(&mut history, 2, &[], 1);
+        assert!(history.check().anomalies.is_empty(), "{:?}", history.check());
+    }
+
+    #[test]
+    fn one_process_under_two_member_ids_is_one_owner() {
+        let mut history = History::new();
+        group_assign(&mut history, 1, &["k-0"], 1);
+        group_assign(&mut history, 1, &["k-0"], 1);
+        history.last_mut().member = Some("m1-again".into());
+        commit(&mut history, 1, "k-0", 1);
+        assert!(history.check().anomalies.is_empty(), "{:?}", history.check());
+    }
+
+    #[test]
+    fn a_replaced_static_members_late_release_in_the_same_generation_is_not_split() {
+        let mut history = History::new();
+        group_assign(&mut history, 1, &["k-0"], 1);
+        // KIP-345: the replacement takes the slot in generation 1; the stalled old
+        // process wakes and gives the partition up, still in generation 1.
+        group_assign(&mut history, 2, &["k-0"], 1);
+        group_assign(&mut history, 1, &[], 1);
+        assert!(history.check().anomalies.is_empty(), "{:?}", history.check());
+    }
+
+    #[test]
+    fn a_zombies_late_revoke_in_its_old_generation_is_not_split() {
+        // A member stalled past its session: the group moved on to generation 3
+        // without it; when it wakes it revokes, in its old generation 2. It was not a
+        // member of generation 3 (commit fencing is what guards against it).
+        let mut history = History::new();
+        group_assign(&mut history, 1, &["k-0"], 1);
+        group_assign(&mut history, 2, &["k-0"], 3);
+        group_assign(&mut history, 1, &[], 2);
+        assert!(history.check().anomalies.is_empty(), "{:?}", history.check());
     }
 
     #[test]
@@ -411,20 +474,6 @@ mod tests {
         group_assign(&mut history, 2, &["k-0"], 2);
         group_assign(&mut history, 1, &["k-1"], 2);
         assert!(history.check().anomalies.is_empty());
-    }
-
-    #[test]
-    fn an_eager_revoke_after_the_new_owner_got_it_is_split() {
-        let mut history = History::new();
-        let held = group_assign(&mut history, 1, &["k-0"], 1);
-        let taken = group_assign(&mut history, 2, &["k-0"], 2);
-        let revoke = group_assign(&mut history, 1, &[], 1);
-        let report = history.check();
-        assert_eq!(
-            report.summary(),
-            vec![("split-ownership", "k-0", vec![held, taken, revoke])],
-            "{report:?}"
-        );
     }
 
     #[test]

@@ -33,6 +33,13 @@
 //! application's batch. `auto.offset.reset=latest` takes the high watermark a Fetch
 //! reports (there is no ListOffsets request).
 //!
+//! Stale claims: a member that was fenced (a poll time-out, an expired session) stops
+//! consuming its partitions (`onPartitionsLost`) but its next JoinGroup still claims
+//! them as owned, with the generation it held them in, as Kafka's consumer did from
+//! 2.4 until KAFKA-13406. KIP-792's generation in the subscription is what lets the
+//! assignor tell such a claim from a current one (KAFKA-12984); the
+//! `stale-owned-partitions` switch believes it.
+//!
 //! History: `subscribe` once; every change of the partitions the member holds as an
 //! `assign` with `group`, `generation`, `member` (eager: `[]` with the old generation
 //! before rejoining; cooperative: the new assignment, which drops what it revokes;
@@ -170,6 +177,11 @@ pub struct GroupConsumer {
     owned_valid: bool,
     /// The generation `owned` was assigned in (KIP-792's owned generation).
     owned_generation: Generation,
+    /// What its subscription claims as owned (KIP-429) and the generation it got them
+    /// in (KIP-792): its last assignment, kept after it was fenced (see the module's
+    /// note on stale claims), emptied by an eager revocation.
+    claimed: Vec<PartitionId>,
+    claimed_generation: Option<Generation>,
     /// A rebalance in progress on the member's side: its phase and the request in
     /// flight (none: send it at the next wake-up).
     joining: Option<(JoinPhase, Option<(u64, BrokerId)>)>,
@@ -229,6 +241,8 @@ impl GroupConsumer {
             owned: Vec::new(),
             owned_valid: false,
             owned_generation: Generation::default(),
+            claimed: Vec::new(),
+            claimed_generation: None,
             joining: None,
             synced: None,
             sync_assignments: Vec::new(),
@@ -676,6 +690,9 @@ impl GroupConsumer {
         if self.closing {
             return self.leave(now, out);
         }
+        if !self.assignor.is_cooperative() {
+            self.claimed.clear();
+        }
         if !self.assignor.is_cooperative() && !self.owned.is_empty() {
             self.owned.clear();
             self.positions.clear();
@@ -708,13 +725,11 @@ impl GroupConsumer {
         let (msg, timeout) = match phase {
             JoinPhase::Join => {
                 let cooperative = self.assignor.is_cooperative();
-                let owned = if cooperative {
-                    self.owned.clone()
+                let (owned, owned_generation) = if cooperative {
+                    (self.claimed.clone(), self.claimed_generation)
                 } else {
-                    Vec::new()
+                    (Vec::new(), None)
                 };
-                let owned_generation =
-                    (cooperative && self.owned_valid).then_some(self.owned_generation);
                 let rebalance_timeout_ms = self.config.max_poll_interval_ms;
                 let msg = Message::JoinGroup {
                     correlation,
@@ -827,9 +842,13 @@ impl GroupConsumer {
         assigned: Vec<PartitionId>,
         out: &mut Outbox,
     ) -> bool {
+        // What it claimed (a fenced member's stale claims included) and is not given
+        // any more: the assignor withholds such a partition until this member rejoins
+        // without it (KIP-429).
         let revoked: Vec<PartitionId> = self
-            .owned
+            .claimed
             .iter()
+            .chain(&self.owned)
             .copied()
             .filter(|p| !assigned.contains(p))
             .collect();
@@ -842,6 +861,8 @@ impl GroupConsumer {
             .copied()
             .filter(|p| !self.positions.contains_key(p))
             .collect();
+        self.claimed = assigned.clone();
+        self.claimed_generation = Some(generation);
         self.owned = assigned;
         self.owned_valid = true;
         self.owned_generation = generation;
