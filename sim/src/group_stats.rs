@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// Partition-milliseconds without an owner in `[0, until_ns)`: per key of `keys`, the
 /// time during which no process held it. A process holds what its latest `ok` assign
-/// naming a group gave it, until its next one or its crash. Also the highest
+/// naming a group gave it, until its next one or its end (an `info` completion). Also the highest
 /// generation seen.
 pub fn unowned_ms(ops: &[Op], keys: &[String], until_ns: u64) -> (u64, u64) {
     let index: BTreeMap<&str, usize> = keys
@@ -33,7 +33,9 @@ pub fn unowned_ms(ops: &[Op], keys: &[String], until_ns: u64) -> (u64, u64) {
                     .filter_map(|k| index.get(k.as_str()).copied())
                     .collect()
             }
-            (F::Crash, _, OpType::Info) => Vec::new(),
+            // A process ends with an `info` completion (its crash, or its open batch
+            // when it crashed): it holds nothing any more.
+            (_, _, OpType::Info) => Vec::new(),
             _ => continue,
         };
         let old = held.insert(op.process, new.clone()).unwrap_or_default();

@@ -357,6 +357,7 @@ pub fn explanation(kind: &str) -> &'static str {
         "uncommitted-gap" => "The group committed an offset past a record that was never returned to any member of the group.",
         "zombie-commit" => "A commit from a fenced generation (or fenced producer epoch) was accepted.",
         "split-ownership" => "Two live members of one group owned the same partition at the same time.",
+        "redelivered" => "A record was given to the members of one group more than once: at-least-once redelivery after a member crashed or lost its partition between processing and committing.",
         "two-leaders" => "Two brokers acted as leader of one partition in the same leader epoch.",
         "epoch-regression" => "A partition's leader epoch, or a broker's view of it, went backwards.",
         "hw-regression" => "The high watermark a partition exposes to clients decreased.",

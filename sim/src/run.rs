@@ -447,7 +447,7 @@ pub fn run(opts: &RunOptions) -> Result<RunResult, SetupError> {
             .iter()
             .map(|a| (a.kind.to_string(), a.reason.to_string()))
             .collect(),
-        config: config_lines(&config),
+        config: config_lines(&config, &scenario.workload),
         partitions_at_end: world.partitions_at_end(),
         produce_latency: produce_latency(&world.recorder.ops),
         history,
@@ -496,7 +496,7 @@ fn produce_latency(ops: &[checker::history::Op]) -> Vec<Latency> {
         .collect()
 }
 
-fn config_lines(c: &model::config::Config) -> Vec<(String, String)> {
+fn config_lines(c: &model::config::Config, w: &scenarios::Workload) -> Vec<(String, String)> {
     let mut v = vec![
         ("brokers".to_string(), c.brokers.to_string()),
         (
@@ -545,6 +545,59 @@ fn config_lines(c: &model::config::Config) -> Vec<(String, String)> {
             "transaction.timeout.ms".to_string(),
             c.transaction_timeout_ms.to_string(),
         ));
+    }
+    if w.group_consumers > 0 {
+        use model::config::{CommitStrategy, OffsetReset};
+        let commit = match c.commit {
+            CommitStrategy::Auto => "auto (enable.auto.commit=true)",
+            CommitStrategy::Manual => {
+                "manual (enable.auto.commit=false, commitSync after processing)"
+            }
+            CommitStrategy::Transactional => {
+                "transactional (offsets committed in the output transaction)"
+            }
+        };
+        let reset = match c.auto_offset_reset {
+            OffsetReset::Earliest => "earliest",
+            OffsetReset::Latest => "latest",
+        };
+        v.extend([
+            (
+                "group members".to_string(),
+                format!(
+                    "{} ({} static, group.instance.id)",
+                    w.group_consumers, w.static_members
+                ),
+            ),
+            ("commit".to_string(), commit.to_string()),
+            (
+                "partition.assignment.strategy".to_string(),
+                c.partition_assignment_strategy.name().to_string(),
+            ),
+            (
+                "session.timeout.ms".to_string(),
+                c.session_timeout_ms.to_string(),
+            ),
+            (
+                "heartbeat.interval.ms".to_string(),
+                c.heartbeat_interval_ms.to_string(),
+            ),
+            (
+                "max.poll.interval.ms".to_string(),
+                c.max_poll_interval_ms.to_string(),
+            ),
+            (
+                "max.poll.records".to_string(),
+                c.max_poll_records.to_string(),
+            ),
+            ("auto.offset.reset".to_string(), reset.to_string()),
+        ]);
+        if c.commit == CommitStrategy::Auto {
+            v.push((
+                "auto.commit.interval.ms".to_string(),
+                c.auto_commit_interval_ms.to_string(),
+            ));
+        }
     }
     if !c.bugs.is_empty() {
         v.push((

@@ -10,8 +10,14 @@ fn every_scenario_report_matches_its_snapshot() {
     let mut names = Vec::new();
     for (scenario, _) in sim::run::scenario_list() {
         for seed in [1, 2] {
-            let result = common::run(&common::options(scenario, seed, &[]));
-            let report = sim::report::markdown(&result);
+            let options = common::options(scenario, seed, &[]);
+            let result = common::run(&options);
+            let mut report = sim::report::markdown(&result);
+            // A consumer group run's report ends with the eager/cooperative comparison,
+            // as `--report` writes it.
+            if let Some(runs) = sim::run::protocol_comparison(&options).expect("runs") {
+                report.push_str(&sim::report::protocol_comparison(&runs));
+            }
             let name = format!("{scenario}-seed-{seed}");
             insta::with_settings!({
                 snapshot_path => "../../reports",

@@ -403,7 +403,11 @@ mod tests {
         group_assign(&mut history, 1, &["k-0"], 1);
         group_assign(&mut history, 2, &["k-0"], 1);
         group_assign(&mut history, 2, &[], 1);
-        assert!(history.check().anomalies.is_empty(), "{:?}", history.check());
+        assert!(
+            history.check().anomalies.is_empty(),
+            "{:?}",
+            history.check()
+        );
     }
 
     #[test]
@@ -413,7 +417,11 @@ mod tests {
         group_assign(&mut history, 1, &["k-0"], 1);
         history.last_mut().member = Some("m1-again".into());
         commit(&mut history, 1, "k-0", 1);
-        assert!(history.check().anomalies.is_empty(), "{:?}", history.check());
+        assert!(
+            history.check().anomalies.is_empty(),
+            "{:?}",
+            history.check()
+        );
     }
 
     #[test]
@@ -424,7 +432,11 @@ mod tests {
         // process wakes and gives the partition up, still in generation 1.
         group_assign(&mut history, 2, &["k-0"], 1);
         group_assign(&mut history, 1, &[], 1);
-        assert!(history.check().anomalies.is_empty(), "{:?}", history.check());
+        assert!(
+            history.check().anomalies.is_empty(),
+            "{:?}",
+            history.check()
+        );
     }
 
     #[test]
@@ -436,7 +448,11 @@ mod tests {
         group_assign(&mut history, 1, &["k-0"], 1);
         group_assign(&mut history, 2, &["k-0"], 3);
         group_assign(&mut history, 1, &[], 2);
-        assert!(history.check().anomalies.is_empty(), "{:?}", history.check());
+        assert!(
+            history.check().anomalies.is_empty(),
+            "{:?}",
+            history.check()
+        );
     }
 
     #[test]

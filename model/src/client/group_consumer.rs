@@ -1437,6 +1437,8 @@ impl GroupConsumer {
     /// The run ends, or the process crashes (`crash` also records the crash): its
     /// open batch (not processed) and commits end `info`.
     pub fn abandon(&mut self, crash: bool, out: &mut Outbox) {
+        // After an `info` completion the process does nothing more, not even a crash.
+        let crash_op = crash && !self.op_open();
         if let Some(batch) = self.batch.take() {
             self.record_batch(Outcome::Info, Some(batch), crash.then_some("CRASH"), out);
         }
@@ -1446,7 +1448,7 @@ impl GroupConsumer {
         {
             self.record_commit(&pending, Outcome::Info, crash.then_some("CRASH"), out);
         }
-        if crash {
+        if crash_op {
             self.record(OpKind::Crash, Outcome::Invoke, Vec::new(), out);
             self.record(OpKind::Crash, Outcome::Info, Vec::new(), out);
         }
