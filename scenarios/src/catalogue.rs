@@ -783,7 +783,8 @@ fn power_outage_allowed(config: &Config) -> Vec<Allowed> {
 /// process each batch (20 ms per record, `max.poll.records=50`), with
 /// `__consumer_offsets` (and, for `commit=transactional`, the transaction topics and
 /// `processed-orders`). Kafka's pre-3.0 `session.timeout.ms=10000` so that a crashed
-/// member is noticed within the fault phase; `auto.offset.reset=earliest`. Every
+/// member is noticed within the fault phase, `max.poll.interval.ms=10000`;
+/// `auto.offset.reset=earliest`. Every
 /// append is flushed (`log.flush.interval.messages=1`, as in `chaos`): the group
 /// coordinator's broker crashes again and again, and two replicas losing their
 /// unflushed tails in quick succession lose committed records (KIP-966's "last replica
@@ -793,6 +794,10 @@ fn group_config() -> Config {
         log_flush_interval_messages: Some(1),
         session_timeout_ms: 10_000,
         heartbeat_interval_ms: 3_000,
+        // Also the rebalance time-out: a member that crashes while the group
+        // rebalances holds the join phase up this long (Kafka's 300 s would stall the
+        // group for the whole fault phase).
+        max_poll_interval_ms: 10_000,
         max_poll_records: 50,
         auto_offset_reset: OffsetReset::Earliest,
         ..exactly_once_config()
@@ -1067,9 +1072,9 @@ pub fn all() -> Vec<Scenario> {
         },
         Scenario {
             name: "consumer-crash-mid-batch",
-            description: "three group members processing batches crash, mostly mid-batch, and restart; --set commit=auto|manual|transactional: auto may lose or duplicate, manual only duplicates, transactional is exactly once (design guide trap 4)",
+            description: "three static group members (group.instance.id) processing batches crash, mostly mid-batch, and restart in their place; --set commit=auto|manual|transactional: auto may lose or duplicate, manual only duplicates, transactional is exactly once (design guide trap 4)",
             config: group_config(),
-            workload: group_workload(3, 0),
+            workload: group_workload(3, 3),
             network: NetworkSpec::default(),
             phases: phases(40_000),
             faults: consumer_crash_mid_batch,

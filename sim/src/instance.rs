@@ -43,11 +43,12 @@ impl Instance {
         }
     }
 
-    /// The process dies (or the run ends): what it has open completes `info`.
-    pub fn crash(&mut self, out: &mut Outbox) {
+    /// The process dies at `now`: what it has open completes (`info`, or a group
+    /// member's batch `ok` with the records it had processed).
+    pub fn crash(&mut self, now: SimTime, out: &mut Outbox) {
         match self {
             Instance::Txn(a) => a.crash(out),
-            Instance::Member(m) => m.abandon(true, out),
+            Instance::Member(m) => m.crash(now, out),
         }
     }
 

@@ -1219,7 +1219,8 @@ impl World {
                     return;
                 };
                 let id = self.apps[k].id();
-                self.with_outbox(NodeId::Client(id), |w, out| w.apps[k].crash(out));
+                let now = self.now;
+                self.with_outbox(NodeId::Client(id), |w, out| w.apps[k].crash(now, out));
                 self.app_life[k].down = true;
                 self.queue.push(
                     self.now.plus_ms(restart_after_ms),

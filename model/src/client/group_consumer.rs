@@ -45,8 +45,10 @@
 //! before rejoining; cooperative: the new assignment, which drops what it revokes;
 //! a fenced member's lost partitions as `[]` without a generation); one `poll`
 //! operation per batch, invoked when `poll()` returns it and completed `ok` when it has
-//! been processed (`info` if the process crashes first: a record in it was not
-//! processed); one `commit` per offset commit, `ok`, `fail` (refused) or `info`.
+//! been processed (a process that crashes mid-batch completes it `ok` with the records
+//! it had processed, one after the other; the rest were never processed, and with
+//! nothing processed it completes `info`); one `commit` per offset commit, `ok`, `fail`
+//! (refused) or `info`.
 
 use super::consumer::in_aborted_txn;
 use super::group::{assign, Assignor, AssignorFaults, MemberSubscription};
@@ -194,8 +196,9 @@ pub struct GroupConsumer {
     unpositioned: Vec<PartitionId>,
     /// Records fetched but not yet returned by `poll()`.
     polled: Batch,
-    /// The batch being processed.
+    /// The batch being processed, and since when.
     batch: Option<Batch>,
+    batch_started: SimTime,
     /// When the application last called `poll()` (for `max.poll.interval.ms`).
     last_poll: SimTime,
     heartbeat_inflight: Option<(u64, BrokerId)>,
@@ -250,6 +253,7 @@ impl GroupConsumer {
             unpositioned: Vec::new(),
             polled: BTreeMap::new(),
             batch: None,
+            batch_started: SimTime::ZERO,
             last_poll: SimTime::ZERO,
             heartbeat_inflight: None,
             heartbeat_armed: false,
@@ -403,7 +407,7 @@ impl GroupConsumer {
             return self.reset_positions(now, out);
         }
         if let Some(batch) = self.take_polled() {
-            return self.process(batch, out);
+            return self.process(now, batch, out);
         }
         for p in self.owned.clone() {
             let Some(&fetch_offset) = self.positions.get(&p) else {
@@ -477,10 +481,11 @@ impl GroupConsumer {
     }
 
     /// `poll()` returned a batch: the application processes it.
-    fn process(&mut self, batch: Batch, out: &mut Outbox) {
+    fn process(&mut self, now: SimTime, batch: Batch, out: &mut Outbox) {
         let records: usize = batch.values().map(Vec::len).sum();
         self.record_batch(Outcome::Invoke, None, None, out);
         self.batch = Some(batch);
+        self.batch_started = now;
         self.step = Step::Processing;
         let ms = self.spec.processing_ms_per_record * records as u64;
         out.timer_ms(
@@ -1432,6 +1437,33 @@ impl GroupConsumer {
             }
             _ => {}
         }
+    }
+
+    /// The process crashes at `now`. The records of its batch processed so far (one
+    /// after the other, each taking its processing time) had their effects: the batch
+    /// completes `ok` with them, and the rest of it was never processed. Then its open
+    /// commits end `info` and the crash is recorded.
+    pub fn crash(&mut self, now: SimTime, out: &mut Outbox) {
+        if let Some(mut batch) = self.batch.take() {
+            let per_record = self.spec.processing_ms_per_record.max(1);
+            let mut left = (now.since(self.batch_started).as_ms() / per_record) as usize;
+            let mut done = Batch::new();
+            for (&p, records) in batch.iter_mut() {
+                let n = left.min(records.len());
+                if n > 0 {
+                    done.insert(p, records.drain(..n).collect());
+                }
+                left -= n;
+            }
+            if done.is_empty() {
+                self.batch = Some(batch);
+            } else {
+                self.stats.batches += 1;
+                self.stats.records += done.values().map(|r| r.len() as u64).sum::<u64>();
+                self.record_batch(Outcome::Ok, Some(done), None, out);
+            }
+        }
+        self.abandon(true, out);
     }
 
     /// The run ends, or the process crashes (`crash` also records the crash): its
