@@ -70,6 +70,10 @@ pub struct SweepJson {
     pub allowed_counts: BTreeMap<String, u64>,
     pub events: u64,
     pub wall_ms: u64,
+    /// Consumer group runs: their rebalance figures summed (an addition to cli.md's
+    /// schema).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<crate::sweep::GroupTally>,
 }
 
 #[derive(Serialize, Debug, Clone, Copy)]
@@ -154,6 +158,7 @@ pub fn sweep_json(sweep: &ScenarioSweep, plan: SeedPlan) -> String {
         allowed_counts: tally.allowed_counts.clone(),
         events: tally.events,
         wall_ms: millis(sweep.wall),
+        group: (tally.group.runs > 0).then_some(tally.group),
     })
 }
 
@@ -189,6 +194,7 @@ pub fn combined_sweep_json(sweeps: &[ScenarioSweep], plan: SeedPlan, wall_ms: u6
         allowed_counts,
         events,
         wall_ms,
+        group: None,
     })
 }
 
@@ -576,6 +582,18 @@ pub fn sweep_summary(
                 out,
                 "  allowed (runs):   {}",
                 counts_text(&tally.allowed_counts)
+            );
+        }
+        let g = tally.group;
+        let mean = |total: u64| total.checked_div(g.runs);
+        if let (Some(rebalances), Some(rebalance_ms), Some(unowned_ms)) = (
+            mean(g.member_rebalances),
+            mean(g.rebalance_ms),
+            mean(g.unowned_ms),
+        ) {
+            let _ = writeln!(
+                out,
+                "  group (mean per run): {rebalances} member rebalances taking {rebalance_ms} ms; partitions unowned {unowned_ms} ms in the fault phase"
             );
         }
     }

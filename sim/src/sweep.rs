@@ -193,11 +193,35 @@ pub fn determinism_diff(first: &RunResult, second: &RunResult) -> Option<String>
         .then(|| format!("two runs of one seed differ: {}", differences.join("; ")))
 }
 
+/// Consumer group runs: what their rebalances cost, summed over a sweep's runs (each
+/// run's figures from its `group` summary), so two sweeps over the same seeds compare
+/// two protocols.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct GroupTally {
+    pub runs: u64,
+    pub member_rebalances: u64,
+    pub rebalance_ms: u64,
+    pub unowned_ms: u64,
+}
+
+impl GroupTally {
+    fn plus(self, o: GroupTally) -> GroupTally {
+        GroupTally {
+            runs: self.runs + o.runs,
+            member_rebalances: self.member_rebalances + o.member_rebalances,
+            rebalance_ms: self.rebalance_ms + o.rebalance_ms,
+            unowned_ms: self.unowned_ms + o.unowned_ms,
+        }
+    }
+}
+
 /// What a sweep keeps of one run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SeedRecord {
     pub seed: u64,
     pub events: u64,
+    /// A consumer group run's rebalance figures (`runs` = 1).
+    pub group: GroupTally,
     /// Forbidden anomaly kinds (deduplicated, sorted); empty means the seed passed.
     pub forbidden: Vec<String>,
     /// Kinds seen only as allowed by the configuration.
@@ -226,9 +250,19 @@ impl SeedRecord {
                 if !result.ok && forbidden.is_empty() {
                     forbidden.insert(KIND_UNEXPLAINED.to_string());
                 }
+                let group = result
+                    .stats
+                    .group
+                    .map_or_else(GroupTally::default, |g| GroupTally {
+                        runs: 1,
+                        member_rebalances: g.member_rebalances,
+                        rebalance_ms: g.rebalance_ms,
+                        unowned_ms: g.unowned_ms,
+                    });
                 SeedRecord {
                     seed,
                     events: result.events,
+                    group,
                     forbidden: forbidden.into_iter().collect(),
                     allowed: allowed.into_iter().collect(),
                     panic: None,
@@ -246,6 +280,7 @@ impl SeedRecord {
                 SeedRecord {
                     seed,
                     events: 0,
+                    group: GroupTally::default(),
                     forbidden,
                     allowed: Vec::new(),
                     panic: Some(message),
@@ -276,12 +311,14 @@ pub struct Tally {
     pub failing: Vec<Failure>,
     /// The lowest seed whose run was refused as bad input, with the reason.
     pub setup_error: Option<(u64, String)>,
+    pub group: GroupTally,
 }
 
 impl Tally {
     pub fn with_record(mut self, record: SeedRecord) -> Tally {
         self.runs += 1;
         self.events = self.events.saturating_add(record.events);
+        self.group = self.group.plus(record.group);
         for kind in &record.forbidden {
             *self.anomaly_counts.entry(kind.clone()).or_default() += 1;
         }
@@ -312,6 +349,7 @@ impl Tally {
     pub fn merge(mut self, other: Tally) -> Tally {
         self.runs += other.runs;
         self.events = self.events.saturating_add(other.events);
+        self.group = self.group.plus(other.group);
         for (kind, count) in other.anomaly_counts {
             *self.anomaly_counts.entry(kind).or_default() += count;
         }
@@ -494,6 +532,7 @@ mod tests {
     fn record(seed: u64, forbidden: &[&str], allowed: &[&str]) -> SeedRecord {
         SeedRecord {
             seed,
+            group: GroupTally::default(),
             events: seed * 10,
             forbidden: forbidden.iter().map(|k| k.to_string()).collect(),
             allowed: allowed.iter().map(|k| k.to_string()).collect(),
