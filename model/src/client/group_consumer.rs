@@ -1166,7 +1166,7 @@ impl GroupConsumer {
             let (_, pending) = self.auto_commit.take().expect("checked");
             return self.finish_commit(&pending, result, out);
         }
-        if !self.commit.as_ref().is_some_and(|(c, _)| *c == correlation) {
+        if self.commit.as_ref().is_none_or(|(c, _)| *c != correlation) {
             return;
         }
         self.inflight.remove(&correlation);
