@@ -1456,3 +1456,7 @@ impl GroupConsumer {
         self.exited = true;
     }
 }
+
+#[cfg(test)]
+#[path = "group_consumer_tests.rs"]
+mod tests;
