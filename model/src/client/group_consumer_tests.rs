@@ -6,7 +6,8 @@
 //! JoinGroup without owned partitions); the cooperative rejoin in the background
 //! (KIP-429: owned partitions and their generation in JoinGroup, consuming while the
 //! join is in flight, the new assignment applied at the next poll, the follow-up
-//! rebalance after a revocation); the manual `commitSync()` after a batch; the
+//! rebalance after a revocation, heartbeats through a batch once the rebalance
+//! completed); the manual `commitSync()` after a batch; the
 //! auto-commit of a batch still being processed; the poll time-out (LeaveGroup, the
 //! loss recorded after the open batch); a static member fenced (FENCED_INSTANCE_ID) on a
 //! heartbeat or on its JoinGroup; the first fetch position from the committed offset or
@@ -474,6 +475,48 @@ fn a_cooperative_member_consumes_while_it_rejoins_and_rejoins_after_a_revocation
     assert_eq!(
         join_claim(join),
         (Some(MEMBER), vec![P0], Some(Generation(2)))
+    );
+}
+
+#[test]
+fn a_cooperative_member_heartbeats_through_its_batch_once_its_rebalance_completes() {
+    let mut h = Harness::consuming(
+        config(Assignor::CooperativeSticky, CommitStrategy::Manual),
+        None,
+    );
+    h.cluster
+        .fail_next("Heartbeat", ErrorCode::RebalanceInProgress);
+    h.hold.push("JoinGroup");
+    h.run_until(|h| !h.held.is_empty());
+    // A batch far shorter than max.poll.interval.ms but longer than session.timeout.ms
+    // begins, and the JoinGroup stays unanswered past a heartbeat tick.
+    h.cluster.log_end = [4, 6];
+    h.consumer.slow_next_batch(20_000);
+    h.run_until(|h| h.count(OpKind::Poll, Outcome::Invoke) == 2);
+    h.advance(4_000);
+    h.release("JoinGroup");
+    h.run_until(|h| h.sent("SyncGroup").len() == 2);
+    let beats = h.sent("Heartbeat").len();
+
+    // Kafka's heartbeat thread runs again from the JoinGroup answer on: the member keeps
+    // its session through the rest of its batch.
+    h.advance(10_000);
+    assert_eq!(
+        h.last(OpKind::Poll).outcome,
+        Outcome::Invoke,
+        "still processing"
+    );
+    let generations: Vec<Generation> = h.sent("Heartbeat")[beats..]
+        .iter()
+        .map(|m| match m {
+            Message::Heartbeat { generation, .. } => *generation,
+            _ => unreachable!(),
+        })
+        .collect();
+    assert_eq!(
+        generations,
+        [Generation(2); 3],
+        "one per heartbeat.interval.ms"
     );
 }
 
