@@ -819,6 +819,10 @@ impl GroupConsumer {
     /// consuming applies it at its next poll.
     fn on_synced(&mut self, now: SimTime, assigned: Vec<PartitionId>, out: &mut Outbox) {
         self.joining = None;
+        // The heartbeat thread runs again (Kafka enables it once JoinGroup answers): a
+        // tick during the rebalance did not re-arm it, and a cooperative member applies
+        // its assignment only at its next poll, maybe after a long batch.
+        self.arm_heartbeat(out);
         if let Some(started) = self.rebalance_started.take() {
             let ms = now.since(started).as_ms();
             self.stats.rebalance_ms += ms;
@@ -1488,3 +1492,7 @@ impl GroupConsumer {
         self.exited = true;
     }
 }
+
+#[cfg(test)]
+#[path = "group_consumer_tests.rs"]
+mod tests;
