@@ -1048,6 +1048,11 @@ impl GroupConsumer {
     /// (`onPartitionsLost`): drop them without committing, and rejoin.
     fn lose_partitions(&mut self, out: &mut Outbox) {
         self.owned_valid = false;
+        // A rebalance it was in, or an assignment it had not applied yet, belongs to
+        // the membership it just lost.
+        self.joining = None;
+        self.synced = None;
+        self.rebalance_started = None;
         if !self.owned.is_empty() {
             self.owned.clear();
             self.positions.clear();

@@ -715,3 +715,41 @@ fn the_first_fetch_starts_at_the_committed_offset_or_the_earliest() {
         [(P0, Offset(7)), (P1, Offset(7))]
     );
 }
+
+#[test]
+fn an_assignment_not_yet_applied_dies_with_the_membership_a_poll_time_out_ends() {
+    // A cooperative member's background rebalance completes while it processes a batch
+    // that outlasts max.poll.interval.ms: it leaves the group, and the assignment it
+    // had not applied yet belongs to the membership it left. (Before the fix the next
+    // poll applied it and the member consumed partitions of a generation it was no
+    // longer in.)
+    let config = Config {
+        max_poll_interval_ms: 5_000,
+        ..config(Assignor::CooperativeSticky, CommitStrategy::Manual)
+    };
+    let mut h = Harness::consuming(config, None);
+    h.cluster
+        .fail_next("Heartbeat", ErrorCode::RebalanceInProgress);
+    h.hold.push("JoinGroup");
+    h.run_until(|h| !h.held.is_empty());
+    h.cluster.log_end = [4, 6];
+    h.consumer.slow_next_batch(8_000);
+    h.run_until(|h| h.count(OpKind::Poll, Outcome::Invoke) == 2);
+    let batch = h.history.len() - 1;
+    h.release("JoinGroup");
+    h.run_until(|h| h.sent("SyncGroup").len() == 2);
+    h.run_until(|h| !h.sent("LeaveGroup").is_empty());
+
+    h.run_until(|h| h.sent("JoinGroup").len() == 3);
+    assert_eq!(
+        h.ops_since(batch + 1),
+        [
+            (OpKind::Poll, Outcome::Ok),
+            (OpKind::Assign, Outcome::Invoke),
+            (OpKind::Assign, Outcome::Ok),
+        ],
+        "the loss, and no assignment of generation 2 applied"
+    );
+    assert_eq!(metadata(h.last(OpKind::Assign)), None);
+    assert_eq!(join_claim(h.sent("JoinGroup")[2]).0, None, "a new member");
+}
