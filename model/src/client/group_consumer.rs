@@ -350,18 +350,10 @@ impl GroupConsumer {
         self.run_step(now, out);
     }
 
-    fn leader_or_refresh(
-        &mut self,
-        now: SimTime,
-        p: PartitionId,
-        out: &mut Outbox,
-    ) -> Option<BrokerId> {
-        if let Some((leader, _)) = self.meta.leader(p) {
-            return Some(leader);
-        }
-        let c = self.next_id();
-        self.meta.refresh(now, c, &mut self.rng, out);
-        None
+    /// Leader of `p`, or a metadata refresh and `None` (retry later).
+    fn leader_of(&mut self, now: SimTime, p: PartitionId, out: &mut Outbox) -> Option<BrokerId> {
+        self.meta
+            .leader_or_refresh(now, p, &mut self.next_id, &mut self.rng, out)
     }
 
     /// Send a request of the current step, built around a fresh correlation id.
@@ -413,7 +405,7 @@ impl GroupConsumer {
             let Some(&fetch_offset) = self.positions.get(&p) else {
                 continue;
             };
-            let Some(leader) = self.leader_or_refresh(now, p, out) else {
+            let Some(leader) = self.leader_of(now, p, out) else {
                 continue;
             };
             let current_leader_epoch = self.meta.leader(p).map(|(_, e)| e);
@@ -619,7 +611,7 @@ impl GroupConsumer {
             }
             Step::Commit => self.send_commit(now, out),
             Step::FetchOffsets => {
-                let Some(to) = self.leader_or_refresh(now, self.coordinator(), out) else {
+                let Some(to) = self.leader_of(now, self.coordinator(), out) else {
                     return self.wake(now, self.config.retry_backoff_ms, out);
                 };
                 let partitions: PartitionSet = self.unpositioned.iter().copied().collect();
@@ -640,7 +632,7 @@ impl GroupConsumer {
             }
             Step::ResetLatest => {
                 for p in self.unpositioned.clone() {
-                    let Some(leader) = self.leader_or_refresh(now, p, out) else {
+                    let Some(leader) = self.leader_of(now, p, out) else {
                         continue;
                     };
                     let read_committed = self.config.read_committed;
@@ -673,7 +665,7 @@ impl GroupConsumer {
         let Some((_, pending)) = self.commit.clone() else {
             return;
         };
-        let Some(to) = self.leader_or_refresh(now, self.coordinator(), out) else {
+        let Some(to) = self.leader_of(now, self.coordinator(), out) else {
             return self.wake(now, self.config.retry_backoff_ms, out);
         };
         let (timeout, spec) = (self.config.request_timeout_ms, self.spec);
@@ -722,7 +714,7 @@ impl GroupConsumer {
         let Some((phase, None)) = self.joining else {
             return;
         };
-        let Some(to) = self.leader_or_refresh(now, self.coordinator(), out) else {
+        let Some(to) = self.leader_of(now, self.coordinator(), out) else {
             return self.wake(now, self.config.retry_backoff_ms, out);
         };
         let correlation = self.next_id();
@@ -1011,7 +1003,7 @@ impl GroupConsumer {
         if self.heartbeat_inflight.is_some() {
             return;
         }
-        let Some(to) = self.leader_or_refresh(now, self.coordinator(), out) else {
+        let Some(to) = self.leader_of(now, self.coordinator(), out) else {
             return;
         };
         let correlation = self.next_id();
@@ -1077,7 +1069,7 @@ impl GroupConsumer {
     /// LeaveGroup for a dynamic member (fire and forget: if it is lost, the session
     /// time-out removes the member).
     fn send_leave_group(&mut self, now: SimTime, member: MemberId, out: &mut Outbox) {
-        if let Some(to) = self.leader_or_refresh(now, self.coordinator(), out) {
+        if let Some(to) = self.leader_of(now, self.coordinator(), out) {
             let correlation = self.next_id();
             out.send(
                 NodeId::Broker(to),
@@ -1247,7 +1239,7 @@ impl GroupConsumer {
         if offsets.is_empty() {
             return;
         }
-        let Some(to) = self.leader_or_refresh(now, self.coordinator(), out) else {
+        let Some(to) = self.leader_of(now, self.coordinator(), out) else {
             return;
         };
         let pending = self.pending_commit(self.auto_process, offsets, member);

@@ -65,6 +65,26 @@ impl MetadataCache {
         out.timer_ms(REFRESH_TIMEOUT_MS, Timer::RequestTimeout(correlation));
     }
 
+    /// The leader of `p`, or `None` after asking for a refresh under the client's next
+    /// correlation id (`next_id` is its counter, bumped only when a request goes out),
+    /// so that the caller retries later. Taking the counter and the rng rather than the
+    /// client lets a call borrow the client's fields apart.
+    pub fn leader_or_refresh(
+        &mut self,
+        now: SimTime,
+        p: PartitionId,
+        next_id: &mut u64,
+        rng: &mut ModelRng,
+        out: &mut Outbox,
+    ) -> Option<BrokerId> {
+        if let Some((leader, _)) = self.leader(p) {
+            return Some(leader);
+        }
+        *next_id += 1;
+        self.refresh(now, *next_id, rng, out);
+        None
+    }
+
     pub fn is_inflight(&self, correlation: u64) -> bool {
         self.inflight.map(|(c, _)| c) == Some(correlation)
     }

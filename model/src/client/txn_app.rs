@@ -290,19 +290,10 @@ impl TxnApp {
         out.timer_ms(delay_ms, Timer::Workload);
     }
 
-    /// Leader of `p`, or refresh the metadata and retry later.
-    fn leader_or_refresh(
-        &mut self,
-        now: SimTime,
-        p: PartitionId,
-        out: &mut Outbox,
-    ) -> Option<BrokerId> {
-        if let Some((leader, _)) = self.meta.leader(p) {
-            return Some(leader);
-        }
-        let c = self.next_id();
-        self.meta.refresh(now, c, &mut self.rng, out);
-        None
+    /// Leader of `p`, or a metadata refresh and `None` (retry later).
+    fn leader_of(&mut self, now: SimTime, p: PartitionId, out: &mut Outbox) -> Option<BrokerId> {
+        self.meta
+            .leader_or_refresh(now, p, &mut self.next_id, &mut self.rng, out)
     }
 
     fn send(
@@ -344,7 +335,7 @@ impl TxnApp {
         let id = self.spec.transactional_id;
         let group = self.spec.group;
         let to = match self.coordinator_partition() {
-            Some(p) => match self.leader_or_refresh(now, p, out) {
+            Some(p) => match self.leader_of(now, p, out) {
                 Some(b) => b,
                 None => return self.wake(now, self.config.retry_backoff_ms, out),
             },
@@ -543,7 +534,7 @@ impl TxnApp {
     fn poll(&mut self, now: SimTime, out: &mut Outbox) {
         self.polled.clear();
         for p in self.inputs() {
-            let Some(leader) = self.leader_or_refresh(now, p, out) else {
+            let Some(leader) = self.leader_of(now, p, out) else {
                 continue;
             };
             let fetch_offset = self.positions.get(&p).copied().unwrap_or(Offset::ZERO);
@@ -587,7 +578,7 @@ impl TxnApp {
             .unwrap_or_default();
         let transactional_id = Some(self.spec.transactional_id);
         for (p, base_sequence, values) in pending {
-            let Some(leader) = self.leader_or_refresh(now, p, out) else {
+            let Some(leader) = self.leader_of(now, p, out) else {
                 continue;
             };
             let batch = ProduceBatch {
@@ -861,7 +852,7 @@ impl TxnApp {
         }
         let group = self.spec.group;
         let coordinator = self.config.consumer_offsets_partition(group);
-        let Some(to) = self.leader_or_refresh(now, coordinator, out) else {
+        let Some(to) = self.leader_of(now, coordinator, out) else {
             return;
         };
         let correlation = self.next_id();
