@@ -53,6 +53,7 @@
 use super::consumer::in_aborted_txn;
 use super::group::{assign, Assignor, AssignorFaults, MemberSubscription};
 use super::metadata::MetadataCache;
+use super::wake::WakeUp;
 use crate::bug::Bug;
 use crate::config::{CommitStrategy, Config, OffsetReset};
 use crate::history::{HistoryEvent, MicroOp, OpKind, Outcome};
@@ -213,7 +214,8 @@ pub struct GroupConsumer {
     /// The positions last committed (auto-commit skips a commit with nothing new).
     last_committed: BTreeMap<PartitionId, Offset>,
     next_id: u64,
-    wake_armed: Option<SimTime>,
+    /// Runs the application loop again after a delay.
+    wake: WakeUp,
     pub exited: bool,
     /// `close()` was called: leave at the next poll.
     closing: bool,
@@ -263,7 +265,7 @@ impl GroupConsumer {
             auto_commit: None,
             last_committed: BTreeMap::new(),
             next_id: 0,
-            wake_armed: None,
+            wake: WakeUp::default(),
             exited: false,
             closing: false,
             slow_next_ms: 0,
@@ -301,7 +303,7 @@ impl GroupConsumer {
         if self.auto_commit_enabled() {
             out.timer_ms(self.config.auto_commit_interval_ms, Timer::AutoCommit);
         }
-        self.wake(now, 0, out);
+        self.wake.arm(now, 0, out);
     }
 
     /// An event for the history; `assigned` is the partition list of `assign`, or a
@@ -333,15 +335,6 @@ impl GroupConsumer {
         ) {
             out.record(event);
         }
-    }
-
-    fn wake(&mut self, now: SimTime, delay_ms: u64, out: &mut Outbox) {
-        let at = now.plus_ms(delay_ms);
-        if self.wake_armed.is_some_and(|t| t <= at && t >= now) {
-            return;
-        }
-        self.wake_armed = Some(at);
-        out.timer_ms(delay_ms, Timer::Workload);
     }
 
     fn go(&mut self, now: SimTime, step: Step, out: &mut Outbox) {
@@ -429,7 +422,7 @@ impl GroupConsumer {
             );
         }
         if self.inflight.is_empty() {
-            self.wake(now, self.spec.poll_interval_ms, out);
+            self.wake.arm(now, self.spec.poll_interval_ms, out);
         }
     }
 
@@ -612,7 +605,7 @@ impl GroupConsumer {
             Step::Commit => self.send_commit(now, out),
             Step::FetchOffsets => {
                 let Some(to) = self.leader_of(now, self.coordinator(), out) else {
-                    return self.wake(now, self.config.retry_backoff_ms, out);
+                    return self.wake.arm(now, self.config.retry_backoff_ms, out);
                 };
                 let partitions: PartitionSet = self.unpositioned.iter().copied().collect();
                 let require_stable = self.config.read_committed;
@@ -654,7 +647,7 @@ impl GroupConsumer {
                     );
                 }
                 if self.inflight.is_empty() {
-                    self.wake(now, self.config.retry_backoff_ms, out);
+                    self.wake.arm(now, self.config.retry_backoff_ms, out);
                 }
             }
         }
@@ -666,7 +659,7 @@ impl GroupConsumer {
             return;
         };
         let Some(to) = self.leader_of(now, self.coordinator(), out) else {
-            return self.wake(now, self.config.retry_backoff_ms, out);
+            return self.wake.arm(now, self.config.retry_backoff_ms, out);
         };
         let (timeout, spec) = (self.config.request_timeout_ms, self.spec);
         let correlation = self.send(
@@ -715,7 +708,7 @@ impl GroupConsumer {
             return;
         };
         let Some(to) = self.leader_of(now, self.coordinator(), out) else {
-            return self.wake(now, self.config.retry_backoff_ms, out);
+            return self.wake.arm(now, self.config.retry_backoff_ms, out);
         };
         let correlation = self.next_id();
         let (group, member, instance) = (self.spec.group, self.member, self.spec.instance);
@@ -830,7 +823,7 @@ impl GroupConsumer {
         }
         self.synced = Some((self.generation, assigned));
         if self.step == Step::Poll && self.inflight.is_empty() {
-            self.wake(now, 0, out);
+            self.wake.arm(now, 0, out);
         }
     }
 
@@ -899,7 +892,7 @@ impl GroupConsumer {
             _ => {
                 self.meta.invalidate(self.coordinator());
                 self.joining = Some((JoinPhase::Join, None));
-                self.wake(now, self.config.retry_backoff_ms, out);
+                self.wake.arm(now, self.config.retry_backoff_ms, out);
             }
         }
     }
@@ -1176,7 +1169,7 @@ impl GroupConsumer {
         {
             // commitSync() retries until it has an answer.
             self.meta.invalidate(self.coordinator());
-            return self.wake(now, self.config.retry_backoff_ms, out);
+            return self.wake.arm(now, self.config.retry_backoff_ms, out);
         }
         let (_, pending) = self.commit.take().expect("checked");
         self.finish_commit(&pending, result, out);
@@ -1262,7 +1255,7 @@ impl GroupConsumer {
         }
         match timer {
             Timer::Workload => {
-                self.wake_armed = None;
+                self.wake.forget();
                 self.run_step(now, out);
             }
             Timer::Processed => self.processed(now, out),
@@ -1307,7 +1300,7 @@ impl GroupConsumer {
             }
             None if self.commit.as_ref().is_some_and(|(c, _)| *c == correlation) => {
                 self.meta.invalidate(self.coordinator());
-                self.wake(now, self.config.retry_backoff_ms, out);
+                self.wake.arm(now, self.config.retry_backoff_ms, out);
             }
             None => self.on_error(now, error, out),
         }
@@ -1333,7 +1326,7 @@ impl GroupConsumer {
             }
             _ => {
                 self.meta.invalidate(self.coordinator());
-                self.wake(now, self.config.retry_backoff_ms, out);
+                self.wake.arm(now, self.config.retry_backoff_ms, out);
             }
         }
     }
@@ -1419,14 +1412,14 @@ impl GroupConsumer {
                         Step::ResetLatest if self.unpositioned.is_empty() => {
                             self.go(now, Step::Poll, out)
                         }
-                        Step::ResetLatest => self.wake(now, self.config.retry_backoff_ms, out),
+                        Step::ResetLatest => self.wake.arm(now, self.config.retry_backoff_ms, out),
                         _ => {
                             let delay = if self.polled.is_empty() {
                                 self.spec.poll_interval_ms
                             } else {
                                 0
                             };
-                            self.wake(now, delay, out);
+                            self.wake.arm(now, delay, out);
                         }
                     }
                 }

@@ -8,6 +8,7 @@ pub mod group_consumer;
 pub mod metadata;
 pub mod producer;
 pub mod txn_app;
+mod wake;
 
 /// Kafka's default partitioner for keyed records: murmur2 of the key bytes, positive,
 /// modulo the partition count (`Utils.toPositive(Utils.murmur2(key)) % numPartitions`).

@@ -58,6 +58,7 @@
 
 use super::consumer::in_aborted_txn;
 use super::metadata::MetadataCache;
+use super::wake::WakeUp;
 use crate::config::Config;
 use crate::history::{GroupMetadata, HistoryEvent, MicroOp, OpKind, Outcome};
 use crate::message::{
@@ -194,8 +195,8 @@ pub struct TxnApp {
     txn: Option<Txn>,
     next_id: u64,
     value_counter: u64,
-    /// When the armed Workload timer fires (one is enough).
-    wake_armed: Option<SimTime>,
+    /// Runs the current step again after a delay.
+    wake: WakeUp,
     pub stats: AppStats,
     stopping: bool,
     /// The group generation moved on (or is moving on): rejoin once the open
@@ -232,7 +233,7 @@ impl TxnApp {
             txn: None,
             next_id: 0,
             value_counter: 0,
-            wake_armed: None,
+            wake: WakeUp::default(),
             stats: AppStats::default(),
             stopping: false,
             rejoin: false,
@@ -277,17 +278,7 @@ impl TxnApp {
     pub fn start(&mut self, now: SimTime, out: &mut Outbox) {
         let c = self.next_id();
         self.meta.refresh(now, c, &mut self.rng, out);
-        self.wake(now, self.config.retry_backoff_ms, out);
-    }
-
-    /// Run the current step again after `delay_ms`.
-    fn wake(&mut self, now: SimTime, delay_ms: u64, out: &mut Outbox) {
-        let at = now.plus_ms(delay_ms);
-        if self.wake_armed.is_some_and(|t| t <= at && t >= now) {
-            return;
-        }
-        self.wake_armed = Some(at);
-        out.timer_ms(delay_ms, Timer::Workload);
+        self.wake.arm(now, self.config.retry_backoff_ms, out);
     }
 
     /// Leader of `p`, or a metadata refresh and `None` (retry later).
@@ -337,7 +328,7 @@ impl TxnApp {
         let to = match self.coordinator_partition() {
             Some(p) => match self.leader_of(now, p, out) {
                 Some(b) => b,
-                None => return self.wake(now, self.config.retry_backoff_ms, out),
+                None => return self.wake.arm(now, self.config.retry_backoff_ms, out),
             },
             None => BrokerId(0),
         };
@@ -556,7 +547,7 @@ impl TxnApp {
             );
         }
         if self.inflight.is_empty() {
-            self.wake(now, self.spec.poll_interval_ms, out);
+            self.wake.arm(now, self.spec.poll_interval_ms, out);
         }
     }
 
@@ -605,7 +596,7 @@ impl TxnApp {
             );
         }
         if self.inflight.is_empty() {
-            self.wake(now, self.config.retry_backoff_ms, out);
+            self.wake.arm(now, self.config.retry_backoff_ms, out);
         }
     }
 
@@ -895,7 +886,7 @@ impl TxnApp {
         if expired && !matches!(self.step, Step::EndTxn { commit: false }) {
             return self.abort(now, error, out);
         }
-        self.wake(now, self.config.retry_backoff_ms, out);
+        self.wake.arm(now, self.config.retry_backoff_ms, out);
     }
 
     /// Route an error of the current step.
@@ -952,7 +943,7 @@ impl TxnApp {
             // The coordinator is completing the previous transaction: Kafka's client
             // retries AddPartitionsToTxn after 20 ms instead of `retry.backoff.ms`.
             ConcurrentTransactions if self.step == Step::AddPartitions => {
-                self.wake(now, CONCURRENT_TRANSACTIONS_BACKOFF_MS, out)
+                self.wake.arm(now, CONCURRENT_TRANSACTIONS_BACKOFF_MS, out)
             }
             ConcurrentTransactions
             | UnstableOffsetCommit
@@ -971,9 +962,7 @@ impl TxnApp {
     pub fn handle_timeout(&mut self, now: SimTime, timer: Timer, out: &mut Outbox) {
         match timer {
             Timer::Workload => {
-                if self.wake_armed.is_some_and(|t| t <= now) {
-                    self.wake_armed = None;
-                }
+                self.wake.fired(now);
                 if self.step == Step::Poll && self.stopping {
                     return self.go(now, Step::Done, out);
                 }
@@ -1261,7 +1250,7 @@ impl TxnApp {
             return;
         }
         if self.polled.is_empty() {
-            self.wake(now, self.spec.poll_interval_ms, out);
+            self.wake.arm(now, self.spec.poll_interval_ms, out);
         } else {
             self.begin_txn(now, out);
         }
