@@ -50,7 +50,7 @@
 //! nothing processed it completes `info`); one `commit` per offset commit, `ok`, `fail`
 //! (refused) or `info`.
 
-use super::consumer::in_aborted_txn;
+use super::consumer::fetched_records;
 use super::group::{assign, Assignor, AssignorFaults, MemberSubscription};
 use super::metadata::MetadataCache;
 use super::wake::WakeUp;
@@ -947,18 +947,11 @@ impl GroupConsumer {
         };
         match result {
             Ok(data) if data.base_offset == position => {
-                let reads = self.polled.entry(p).or_default();
-                for (i, r) in data.records.iter().enumerate() {
-                    let offset = Offset(position.0 + i as u64);
-                    if r.is_data() && !in_aborted_txn(&data.aborted, offset, r) {
-                        reads.push((offset, r.value));
-                    }
+                let (records, next) = fetched_records(&data, position);
+                if !records.is_empty() {
+                    self.polled.entry(p).or_default().extend(records);
                 }
-                if reads.is_empty() {
-                    self.polled.remove(&p);
-                }
-                self.positions
-                    .insert(p, Offset(position.0 + data.records.len() as u64));
+                self.positions.insert(p, next);
             }
             Ok(_) => {}
             Err(ErrorCode::OffsetOutOfRange) => {

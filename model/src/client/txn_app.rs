@@ -56,7 +56,7 @@
 //! transaction; the leader assigns each member its instance's slot (a static
 //! assignment, not one of Kafka's assignors, though the app announces `range`).
 
-use super::consumer::in_aborted_txn;
+use super::consumer::fetched_records;
 use super::metadata::MetadataCache;
 use super::wake::WakeUp;
 use crate::config::Config;
@@ -1112,18 +1112,11 @@ impl TxnApp {
                             .copied()
                             .unwrap_or(Offset::ZERO);
                         if data.base_offset == position {
-                            let reads = self.polled.entry(partition).or_default();
-                            for (i, r) in data.records.iter().enumerate() {
-                                let offset = Offset(position.0 + i as u64);
-                                if r.is_data() && !in_aborted_txn(&data.aborted, offset, r) {
-                                    reads.push((offset, r.value));
-                                }
+                            let (records, next) = fetched_records(&data, position);
+                            if !records.is_empty() {
+                                self.polled.entry(partition).or_default().extend(records);
                             }
-                            if reads.is_empty() {
-                                self.polled.remove(&partition);
-                            }
-                            self.positions
-                                .insert(partition, Offset(position.0 + data.records.len() as u64));
+                            self.positions.insert(partition, next);
                         }
                     }
                     Err(_) => self.meta.invalidate(partition),
