@@ -53,6 +53,7 @@
 use super::consumer::fetched_records;
 use super::group::{assign, Assignor, AssignorFaults, MemberSubscription};
 use super::metadata::MetadataCache;
+use super::requests::Requests;
 use super::wake::WakeUp;
 use crate::bug::Bug;
 use crate::config::{CommitStrategy, Config, OffsetReset};
@@ -170,8 +171,8 @@ pub struct GroupConsumer {
     /// The process id of the auto-commits (a new one after an `info` commit).
     auto_process: u64,
     step: Step,
-    /// Requests of the current step: correlation -> (broker, partition).
-    inflight: BTreeMap<u64, (BrokerId, Option<PartitionId>)>,
+    /// Requests of the current step.
+    inflight: Requests,
     member: Option<MemberId>,
     generation: Generation,
     /// The partitions the member holds (its last assignment minus what it revoked).
@@ -240,7 +241,7 @@ impl GroupConsumer {
             process: spec.process_base,
             auto_process: spec.process_base + AUTO_COMMIT_PROCESS_OFFSET,
             step: Step::Poll,
-            inflight: BTreeMap::new(),
+            inflight: Requests::default(),
             member: None,
             generation: Generation::default(),
             owned: Vec::new(),
@@ -359,9 +360,8 @@ impl GroupConsumer {
         out: &mut Outbox,
     ) -> u64 {
         let c = self.next_id();
-        self.inflight.insert(c, (to, partition));
-        out.send(NodeId::Broker(to), msg(c));
-        out.timer_ms(timeout_ms, Timer::RequestTimeout(c));
+        self.inflight
+            .send(c, to, partition, msg(c), timeout_ms, out);
         c
     }
 
@@ -1156,7 +1156,7 @@ impl GroupConsumer {
         if self.commit.as_ref().is_none_or(|(c, _)| *c != correlation) {
             return;
         }
-        self.inflight.remove(&correlation);
+        self.inflight.remove(correlation);
         if let Err(NotCoordinator | CoordinatorNotAvailable | RequestTimedOut | NetworkException) =
             result
         {
@@ -1266,8 +1266,7 @@ impl GroupConsumer {
                     let (_, pending) = self.auto_commit.take().expect("checked");
                     self.finish_commit(&pending, Err(ErrorCode::RequestTimedOut), out);
                 }
-                if let Some((_, p)) = self.inflight.get(&c).copied() {
-                    self.inflight.remove(&c);
+                if let Some(p) = self.inflight.remove(c) {
                     self.on_request_failed(now, c, p, ErrorCode::RequestTimedOut, out);
                 }
             }
@@ -1326,7 +1325,7 @@ impl GroupConsumer {
 
     /// Is `correlation` a request of the current step? (It is no longer awaited.)
     fn take(&mut self, correlation: u64) -> bool {
-        self.inflight.remove(&correlation).is_some()
+        self.inflight.remove(correlation).is_some()
     }
 
     pub fn handle_message(&mut self, now: SimTime, _from: NodeId, msg: Message, out: &mut Outbox) {
@@ -1348,14 +1347,8 @@ impl GroupConsumer {
                 if matches!(self.joining, Some((_, Some((_, b))))  if b == broker) {
                     self.join_failed(now, ErrorCode::NetworkException, out);
                 }
-                let lost: Vec<(u64, Option<PartitionId>)> = self
-                    .inflight
-                    .iter()
-                    .filter(|(_, (b, _))| *b == broker)
-                    .map(|(&c, &(_, p))| (c, p))
-                    .collect();
-                for (c, p) in lost {
-                    if self.inflight.remove(&c).is_some() {
+                for (c, p) in self.inflight.sent_to(broker) {
+                    if self.inflight.remove(c).is_some() {
                         self.on_request_failed(now, c, p, ErrorCode::NetworkException, out);
                     }
                 }

@@ -7,6 +7,7 @@ pub mod group;
 pub mod group_consumer;
 pub mod metadata;
 pub mod producer;
+mod requests;
 pub mod txn_app;
 mod wake;
 

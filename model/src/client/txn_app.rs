@@ -58,6 +58,7 @@
 
 use super::consumer::fetched_records;
 use super::metadata::MetadataCache;
+use super::requests::Requests;
 use super::wake::WakeUp;
 use crate::config::Config;
 use crate::history::{GroupMetadata, HistoryEvent, MicroOp, OpKind, Outcome};
@@ -172,8 +173,8 @@ pub struct TxnApp {
     meta: MetadataCache,
     process: u64,
     step: Step,
-    /// Requests of the current step in flight: correlation -> (broker, partition).
-    inflight: BTreeMap<u64, (BrokerId, Option<PartitionId>)>,
+    /// Requests of the current step in flight.
+    inflight: Requests,
     /// Our member id, once the coordinator gave us one.
     member: Option<MemberId>,
     generation: Generation,
@@ -219,7 +220,7 @@ impl TxnApp {
             meta: MetadataCache::new(config.total_partitions(), config.brokers),
             process: spec.process_base,
             step: Step::Join,
-            inflight: BTreeMap::new(),
+            inflight: Requests::default(),
             member: None,
             generation: Generation::default(),
             assignment: None,
@@ -307,9 +308,8 @@ impl TxnApp {
         out: &mut Outbox,
     ) {
         let c = self.next_id();
-        self.inflight.insert(c, (to, partition));
-        out.send(NodeId::Broker(to), msg(c));
-        out.timer_ms(timeout_ms, Timer::RequestTimeout(c));
+        self.inflight
+            .send(c, to, partition, msg(c), timeout_ms, out);
     }
 
     /// Send the current step's request(s) (unless already in flight).
@@ -974,7 +974,7 @@ impl TxnApp {
             }
             Timer::RequestTimeout(c) => {
                 self.meta.on_timeout(c);
-                if let Some((_, partition)) = self.inflight.remove(&c) {
+                if let Some(partition) = self.inflight.remove(c) {
                     self.on_failed_request(now, partition, ErrorCode::RequestTimedOut, out);
                 }
             }
@@ -1024,14 +1024,8 @@ impl TxnApp {
                 if self.heartbeat_inflight.is_some_and(|(_, b)| b == broker) {
                     self.on_heartbeat_response(Err(ErrorCode::NetworkException));
                 }
-                let lost: Vec<(u64, Option<PartitionId>)> = self
-                    .inflight
-                    .iter()
-                    .filter(|(_, (b, _))| *b == broker)
-                    .map(|(&c, &(_, p))| (c, p))
-                    .collect();
-                for (c, p) in lost {
-                    if self.inflight.remove(&c).is_some() {
+                for (c, p) in self.inflight.sent_to(broker) {
+                    if self.inflight.remove(c).is_some() {
                         self.on_failed_request(now, p, ErrorCode::NetworkException, out);
                     }
                 }
@@ -1141,10 +1135,9 @@ impl TxnApp {
                 correlation,
                 results,
             } => {
-                let Some(&(_, partition)) = self.inflight.get(&correlation) else {
+                let Some(partition) = self.inflight.remove(correlation) else {
                     return;
                 };
-                self.inflight.remove(&correlation);
                 let result = results
                     .first()
                     .map_or(Err(ErrorCode::NetworkException), |r| r.result);
@@ -1234,7 +1227,7 @@ impl TxnApp {
 
     /// Is `correlation` the current step's request? (It is no longer in flight.)
     fn take(&mut self, correlation: u64) -> bool {
-        self.inflight.remove(&correlation).is_some()
+        self.inflight.remove(correlation).is_some()
     }
 
     /// A fetch of the poll was answered (or failed): once all are, go on.
