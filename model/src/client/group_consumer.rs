@@ -52,6 +52,7 @@
 
 use super::consumer::fetched_records;
 use super::group::{assign, Assignor, AssignorFaults, MemberSubscription};
+use super::heartbeat::Heartbeats;
 use super::metadata::MetadataCache;
 use super::requests::Requests;
 use super::wake::WakeUp;
@@ -203,8 +204,8 @@ pub struct GroupConsumer {
     batch_started: SimTime,
     /// When the application last called `poll()` (for `max.poll.interval.ms`).
     last_poll: SimTime,
-    heartbeat_inflight: Option<(u64, BrokerId)>,
-    heartbeat_armed: bool,
+    /// The heartbeat thread's timer and the Heartbeat in flight.
+    heartbeats: Heartbeats,
     /// The heartbeat thread learnt the group moved on: rejoin at the next poll.
     rejoin: bool,
     /// A newer process took our `group.instance.id`: exit at the next poll.
@@ -258,8 +259,7 @@ impl GroupConsumer {
             batch: None,
             batch_started: SimTime::ZERO,
             last_poll: SimTime::ZERO,
-            heartbeat_inflight: None,
-            heartbeat_armed: false,
+            heartbeats: Heartbeats::default(),
             rejoin: false,
             instance_fenced: false,
             commit: None,
@@ -807,7 +807,7 @@ impl GroupConsumer {
         // The heartbeat thread runs again (Kafka enables it once JoinGroup answers): a
         // tick during the rebalance did not re-arm it, and a cooperative member applies
         // its assignment only at its next poll, maybe after a long batch.
-        self.arm_heartbeat(out);
+        self.heartbeats.arm(self.config.heartbeat_interval_ms, out);
         if let Some(started) = self.rebalance_started.take() {
             let ms = now.since(started).as_ms();
             self.stats.rebalance_ms += ms;
@@ -861,7 +861,7 @@ impl GroupConsumer {
         self.owned_valid = true;
         self.owned_generation = generation;
         self.record_owned(false, out);
-        self.arm_heartbeat(out);
+        self.heartbeats.arm(self.config.heartbeat_interval_ms, out);
         if self.assignor.is_cooperative() && !revoked.is_empty() {
             self.rejoin = true;
         }
@@ -965,17 +965,10 @@ impl GroupConsumer {
         }
     }
 
-    fn arm_heartbeat(&mut self, out: &mut Outbox) {
-        if !self.heartbeat_armed {
-            self.heartbeat_armed = true;
-            out.timer_ms(self.config.heartbeat_interval_ms, Timer::Heartbeat);
-        }
-    }
-
     /// The heartbeat thread: a Heartbeat every `heartbeat.interval.ms` while the member
     /// has an assignment, and the poll time-out (`max.poll.interval.ms`).
     fn heartbeat(&mut self, now: SimTime, out: &mut Outbox) {
-        self.heartbeat_armed = false;
+        self.heartbeats.fired();
         let Some(member) = self.member else { return };
         if self.joining.is_some() || self.step == Step::Done || !self.owned_valid {
             return;
@@ -985,29 +978,23 @@ impl GroupConsumer {
         {
             return self.leave_on_poll_timeout(now, member, out);
         }
-        self.arm_heartbeat(out);
-        if self.heartbeat_inflight.is_some() {
+        self.heartbeats.arm(self.config.heartbeat_interval_ms, out);
+        if self.heartbeats.is_inflight() {
             return;
         }
         let Some(to) = self.leader_of(now, self.coordinator(), out) else {
             return;
         };
         let correlation = self.next_id();
-        self.heartbeat_inflight = Some((correlation, to));
-        out.send(
-            NodeId::Broker(to),
-            Message::Heartbeat {
-                correlation,
-                group: self.spec.group,
-                generation: self.generation,
-                member,
-                instance: self.spec.instance,
-            },
-        );
-        out.timer_ms(
-            self.config.request_timeout_ms,
-            Timer::RequestTimeout(correlation),
-        );
+        let beat = Message::Heartbeat {
+            correlation,
+            group: self.spec.group,
+            generation: self.generation,
+            member,
+            instance: self.spec.instance,
+        };
+        let timeout = self.config.request_timeout_ms;
+        self.heartbeats.send(correlation, to, beat, timeout, out);
     }
 
     /// The batch outlasted `max.poll.interval.ms`: the heartbeat thread leaves the group
@@ -1038,7 +1025,7 @@ impl GroupConsumer {
 
     fn on_heartbeat_response(&mut self, result: Result<(), ErrorCode>, out: &mut Outbox) {
         use ErrorCode::*;
-        self.heartbeat_inflight = None;
+        self.heartbeats.done();
         match result {
             Ok(()) => {}
             Err(FencedInstanceId) => self.instance_fenced = true,
@@ -1256,8 +1243,8 @@ impl GroupConsumer {
             Timer::AutoCommit => self.auto_commit_tick(now, out),
             Timer::RequestTimeout(c) => {
                 self.meta.on_timeout(c);
-                if self.heartbeat_inflight.is_some_and(|(h, _)| h == c) {
-                    self.heartbeat_inflight = None;
+                if self.heartbeats.awaits(c) {
+                    self.heartbeats.done();
                 }
                 if self.join_request(c).is_some() {
                     self.join_failed(now, ErrorCode::RequestTimedOut, out);
@@ -1341,8 +1328,8 @@ impl GroupConsumer {
             }
             Message::ConnectionClosed { broker } => {
                 self.meta.forget_broker(broker);
-                if self.heartbeat_inflight.is_some_and(|(_, b)| b == broker) {
-                    self.heartbeat_inflight = None;
+                if self.heartbeats.sent_to(broker) {
+                    self.heartbeats.done();
                 }
                 if matches!(self.joining, Some((_, Some((_, b))))  if b == broker) {
                     self.join_failed(now, ErrorCode::NetworkException, out);
@@ -1377,12 +1364,7 @@ impl GroupConsumer {
             Message::HeartbeatResponse {
                 correlation,
                 result,
-            } if self
-                .heartbeat_inflight
-                .is_some_and(|(c, _)| c == correlation) =>
-            {
-                self.on_heartbeat_response(result, out)
-            }
+            } if self.heartbeats.awaits(correlation) => self.on_heartbeat_response(result, out),
             Message::OffsetCommitResponse {
                 correlation,
                 result,

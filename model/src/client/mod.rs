@@ -5,6 +5,7 @@
 pub mod consumer;
 pub mod group;
 pub mod group_consumer;
+mod heartbeat;
 pub mod metadata;
 pub mod producer;
 mod requests;

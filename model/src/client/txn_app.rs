@@ -57,6 +57,7 @@
 //! assignment, not one of Kafka's assignors, though the app announces `range`).
 
 use super::consumer::fetched_records;
+use super::heartbeat::Heartbeats;
 use super::metadata::MetadataCache;
 use super::requests::Requests;
 use super::wake::WakeUp;
@@ -182,10 +183,8 @@ pub struct TxnApp {
     assignment: Option<Vec<PartitionId>>,
     /// The leader's assignment to send with SyncGroup (empty for a follower).
     sync_assignments: Vec<(MemberId, Vec<PartitionId>)>,
-    /// The Heartbeat in flight: (correlation, broker).
-    heartbeat_inflight: Option<(u64, BrokerId)>,
-    /// A Heartbeat timer is armed.
-    heartbeat_armed: bool,
+    /// The heartbeat thread's timer and the Heartbeat in flight.
+    heartbeats: Heartbeats,
     producer: Option<(ProducerId, ProducerEpoch)>,
     /// Next sequence per output partition under the current epoch. A sequence that
     /// may have been sent is never given out again under the same epoch.
@@ -225,8 +224,7 @@ impl TxnApp {
             generation: Generation::default(),
             assignment: None,
             sync_assignments: Vec::new(),
-            heartbeat_inflight: None,
-            heartbeat_armed: false,
+            heartbeats: Heartbeats::default(),
             producer: None,
             sequences: BTreeMap::new(),
             positions: BTreeMap::new(),
@@ -788,7 +786,7 @@ impl TxnApp {
         self.exited = true;
         self.step = Step::Done;
         self.inflight.clear();
-        self.heartbeat_inflight = None;
+        self.heartbeats.done();
     }
 
     /// At a poll (no transaction open): act on what the heartbeats learnt, as the
@@ -822,23 +820,16 @@ impl TxnApp {
         self.go(now, Step::Sync, out);
     }
 
-    fn arm_heartbeat(&mut self, out: &mut Outbox) {
-        if !self.heartbeat_armed {
-            self.heartbeat_armed = true;
-            out.timer_ms(self.config.heartbeat_interval_ms, Timer::Heartbeat);
-        }
-    }
-
     /// Send a Heartbeat (one at a time) while the member has its assignment; re-armed
     /// by the next SyncGroup once it stops (joining, done).
     fn heartbeat(&mut self, now: SimTime, out: &mut Outbox) {
-        self.heartbeat_armed = false;
+        self.heartbeats.fired();
         let Some(member) = self.member else { return };
         if matches!(self.step, Step::Join | Step::Sync | Step::Done) {
             return;
         }
-        self.arm_heartbeat(out);
-        if self.heartbeat_inflight.is_some() {
+        self.heartbeats.arm(self.config.heartbeat_interval_ms, out);
+        if self.heartbeats.is_inflight() {
             return;
         }
         let group = self.spec.group;
@@ -847,7 +838,6 @@ impl TxnApp {
             return;
         };
         let correlation = self.next_id();
-        self.heartbeat_inflight = Some((correlation, to));
         let beat = Message::Heartbeat {
             correlation,
             group,
@@ -855,17 +845,14 @@ impl TxnApp {
             member,
             instance: Some(self.spec.slot),
         };
-        out.send(NodeId::Broker(to), beat);
-        out.timer_ms(
-            self.config.request_timeout_ms,
-            Timer::RequestTimeout(correlation),
-        );
+        let timeout = self.config.request_timeout_ms;
+        self.heartbeats.send(correlation, to, beat, timeout, out);
     }
 
     /// A Heartbeat answer: what it says takes effect at the next poll.
     fn on_heartbeat_response(&mut self, result: Result<(), ErrorCode>) {
         use ErrorCode::*;
-        self.heartbeat_inflight = None;
+        self.heartbeats.done();
         match result {
             Ok(()) => {}
             Err(FencedInstanceId) => self.instance_fenced = true,
@@ -969,7 +956,7 @@ impl TxnApp {
                 self.run_step(now, out);
             }
             Timer::Heartbeat => self.heartbeat(now, out),
-            Timer::RequestTimeout(c) if self.heartbeat_inflight.is_some_and(|(h, _)| h == c) => {
+            Timer::RequestTimeout(c) if self.heartbeats.awaits(c) => {
                 self.on_heartbeat_response(Err(ErrorCode::RequestTimedOut));
             }
             Timer::RequestTimeout(c) => {
@@ -1021,7 +1008,7 @@ impl TxnApp {
             }
             Message::ConnectionClosed { broker } => {
                 self.meta.forget_broker(broker);
-                if self.heartbeat_inflight.is_some_and(|(_, b)| b == broker) {
+                if self.heartbeats.sent_to(broker) {
                     self.on_heartbeat_response(Err(ErrorCode::NetworkException));
                 }
                 for (c, p) in self.inflight.sent_to(broker) {
@@ -1043,7 +1030,7 @@ impl TxnApp {
             } if self.take(correlation) => match result {
                 Ok(partitions) => {
                     self.assignment = Some(partitions);
-                    self.arm_heartbeat(out);
+                    self.heartbeats.arm(self.config.heartbeat_interval_ms, out);
                     let next = if self.producer.is_some() {
                         Step::FetchOffsets
                     } else {
@@ -1056,12 +1043,7 @@ impl TxnApp {
             Message::HeartbeatResponse {
                 correlation,
                 result,
-            } if self
-                .heartbeat_inflight
-                .is_some_and(|(c, _)| c == correlation) =>
-            {
-                self.on_heartbeat_response(result)
-            }
+            } if self.heartbeats.awaits(correlation) => self.on_heartbeat_response(result),
             Message::InitProducerIdResponse {
                 correlation,
                 result,
