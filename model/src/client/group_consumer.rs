@@ -395,35 +395,54 @@ impl GroupConsumer {
             return self.process(now, batch, out);
         }
         for p in self.owned.clone() {
-            let Some(&fetch_offset) = self.positions.get(&p) else {
-                continue;
-            };
-            let Some(leader) = self.leader_of(now, p, out) else {
-                continue;
-            };
-            let current_leader_epoch = self.meta.leader(p).map(|(_, e)| e);
-            let max_records = self.config.max_poll_records;
-            let read_committed = self.config.read_committed;
-            let timeout = self.config.fetch_max_wait_ms + self.config.request_timeout_ms;
-            self.send(
-                leader,
-                Some(p),
-                |correlation| Message::Fetch {
-                    correlation,
-                    replica: None,
-                    partition: p,
-                    fetch_offset,
-                    current_leader_epoch,
-                    max_records,
-                    read_committed,
-                },
-                timeout,
-                out,
-            );
+            if let Some(&position) = self.positions.get(&p) {
+                self.send_fetch(now, p, Some(position), out);
+            }
         }
         if self.inflight.is_empty() {
             self.wake.arm(now, self.spec.poll_interval_ms, out);
         }
+    }
+
+    /// Fetch `p` from its leader (unknown: refresh the metadata, the step retries).
+    /// From `position`: a poll's fetch, of up to `max.poll.records` at the leader epoch
+    /// the member knows; none: a fetch of no records that only learns the high
+    /// watermark, for `auto.offset.reset=latest` (there is no ListOffsets request).
+    fn send_fetch(
+        &mut self,
+        now: SimTime,
+        p: PartitionId,
+        position: Option<Offset>,
+        out: &mut Outbox,
+    ) {
+        let Some(leader) = self.leader_of(now, p, out) else {
+            return;
+        };
+        let (fetch_offset, current_leader_epoch, max_records) = match position {
+            Some(offset) => (
+                offset,
+                self.meta.leader(p).map(|(_, e)| e),
+                self.config.max_poll_records,
+            ),
+            None => (Offset::ZERO, None, 0),
+        };
+        let read_committed = self.config.read_committed;
+        let timeout = self.config.fetch_max_wait_ms + self.config.request_timeout_ms;
+        self.send(
+            leader,
+            Some(p),
+            |correlation| Message::Fetch {
+                correlation,
+                replica: None,
+                partition: p,
+                fetch_offset,
+                current_leader_epoch,
+                max_records,
+                read_committed,
+            },
+            timeout,
+            out,
+        );
     }
 
     /// Up to `max.poll.records` of what fetches brought, partition by partition.
@@ -625,26 +644,7 @@ impl GroupConsumer {
             }
             Step::ResetLatest => {
                 for p in self.unpositioned.clone() {
-                    let Some(leader) = self.leader_of(now, p, out) else {
-                        continue;
-                    };
-                    let read_committed = self.config.read_committed;
-                    let timeout = self.config.fetch_max_wait_ms + self.config.request_timeout_ms;
-                    self.send(
-                        leader,
-                        Some(p),
-                        |correlation| Message::Fetch {
-                            correlation,
-                            replica: None,
-                            partition: p,
-                            fetch_offset: Offset::ZERO,
-                            current_leader_epoch: None,
-                            max_records: 0,
-                            read_committed,
-                        },
-                        timeout,
-                        out,
-                    );
+                    self.send_fetch(now, p, None, out);
                 }
                 if self.inflight.is_empty() {
                     self.wake.arm(now, self.config.retry_backoff_ms, out);
