@@ -65,10 +65,12 @@ impl MetadataCache {
         out.timer_ms(REFRESH_TIMEOUT_MS, Timer::RequestTimeout(correlation));
     }
 
-    /// The leader of `p`, or `None` after asking for a refresh under the client's next
-    /// correlation id (`next_id` is its counter, bumped only when a request goes out),
-    /// so that the caller retries later. Taking the counter and the rng rather than the
-    /// client lets a call borrow the client's fields apart.
+    /// The leader of `p`, or `None` after asking for a refresh (see [`Self::refresh`])
+    /// under the client's next correlation id, so that the caller retries later.
+    /// `next_id` is the client's correlation counter: it moves only when the leader is
+    /// unknown, even if no request goes out (one is in flight or backing off). Taking
+    /// the counter and the rng rather than the client lets a call borrow the client's
+    /// fields apart.
     pub fn leader_or_refresh(
         &mut self,
         now: SimTime,
