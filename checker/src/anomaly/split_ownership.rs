@@ -334,6 +334,22 @@ mod tests {
         op
     }
 
+    /// The check finds nothing wrong with `history`.
+    fn assert_no_anomaly(history: &History) {
+        let report = history.check();
+        assert!(report.anomalies.is_empty(), "{report:?}");
+    }
+
+    /// The check finds exactly one anomaly: `key` split between owners, shown by `ops`.
+    fn assert_split(history: &History, key: &str, ops: Vec<u64>) {
+        let report = history.check();
+        assert_eq!(
+            report.summary(),
+            vec![("split-ownership", key, ops)],
+            "{report:?}"
+        );
+    }
+
     #[test]
     fn one_generation_giving_a_partition_to_two_live_members_is_split() {
         let mut history = History::new();
@@ -341,15 +357,10 @@ mod tests {
         let second = group_assign(&mut history, 2, &["k-1"], 3);
         let first_commit = commit(&mut history, 1, "k-1", 3);
         let second_commit = commit(&mut history, 2, "k-1", 3);
-        let report = history.check();
-        assert_eq!(
-            report.summary(),
-            vec![(
-                "split-ownership",
-                "k-1",
-                vec![first, second, first_commit, second_commit]
-            )],
-            "{report:?}"
+        assert_split(
+            &history,
+            "k-1",
+            vec![first, second, first_commit, second_commit],
         );
     }
 
@@ -371,11 +382,7 @@ mod tests {
         history.push(OpType::Fail, 1, F::Commit, zombie);
         history.last_mut().error = Some("FENCED_INSTANCE_ID".into());
         commit(&mut history, 2, "k-0", 2);
-        assert!(
-            history.check().anomalies.is_empty(),
-            "{:?}",
-            history.check()
-        );
+        assert_no_anomaly(&history);
     }
 
     #[test]
@@ -386,12 +393,7 @@ mod tests {
         let held = group_assign(&mut history, 1, &["k-0"], 1);
         let taken = group_assign(&mut history, 2, &["k-0"], 2);
         let revoke = group_assign(&mut history, 1, &[], 3);
-        let report = history.check();
-        assert_eq!(
-            report.summary(),
-            vec![("split-ownership", "k-0", vec![held, taken, revoke])],
-            "{report:?}"
-        );
+        assert_split(&history, "k-0", vec![held, taken, revoke]);
     }
 
     #[test]
@@ -403,11 +405,7 @@ mod tests {
         group_assign(&mut history, 1, &["k-0"], 1);
         group_assign(&mut history, 2, &["k-0"], 1);
         group_assign(&mut history, 2, &[], 1);
-        assert!(
-            history.check().anomalies.is_empty(),
-            "{:?}",
-            history.check()
-        );
+        assert_no_anomaly(&history);
     }
 
     #[test]
@@ -417,11 +415,7 @@ mod tests {
         group_assign(&mut history, 1, &["k-0"], 1);
         history.last_mut().member = Some("m1-again".into());
         commit(&mut history, 1, "k-0", 1);
-        assert!(
-            history.check().anomalies.is_empty(),
-            "{:?}",
-            history.check()
-        );
+        assert_no_anomaly(&history);
     }
 
     #[test]
@@ -432,11 +426,7 @@ mod tests {
         // process wakes and gives the partition up, still in generation 1.
         group_assign(&mut history, 2, &["k-0"], 1);
         group_assign(&mut history, 1, &[], 1);
-        assert!(
-            history.check().anomalies.is_empty(),
-            "{:?}",
-            history.check()
-        );
+        assert_no_anomaly(&history);
     }
 
     #[test]
@@ -448,11 +438,7 @@ mod tests {
         group_assign(&mut history, 1, &["k-0"], 1);
         group_assign(&mut history, 2, &["k-0"], 3);
         group_assign(&mut history, 1, &[], 2);
-        assert!(
-            history.check().anomalies.is_empty(),
-            "{:?}",
-            history.check()
-        );
+        assert_no_anomaly(&history);
     }
 
     #[test]
@@ -462,7 +448,7 @@ mod tests {
         // Generation 2 takes k-0 from its owner; generation 3 gives it away.
         group_assign(&mut history, 1, &["k-1"], 2);
         group_assign(&mut history, 2, &["k-0"], 3);
-        assert!(history.check().anomalies.is_empty());
+        assert_no_anomaly(&history);
     }
 
     #[test]
@@ -473,12 +459,7 @@ mod tests {
         let held = group_assign(&mut history, 1, &["k-0", "k-1"], 1);
         let taken = group_assign(&mut history, 2, &["k-0"], 2);
         let revoke = group_assign(&mut history, 1, &["k-1"], 2);
-        let report = history.check();
-        assert_eq!(
-            report.summary(),
-            vec![("split-ownership", "k-0", vec![held, taken, revoke])],
-            "{report:?}"
-        );
+        assert_split(&history, "k-0", vec![held, taken, revoke]);
     }
 
     #[test]
@@ -489,7 +470,7 @@ mod tests {
         group_assign(&mut history, 1, &[], 1);
         group_assign(&mut history, 2, &["k-0"], 2);
         group_assign(&mut history, 1, &["k-1"], 2);
-        assert!(history.check().anomalies.is_empty());
+        assert_no_anomaly(&history);
     }
 
     #[test]
@@ -501,26 +482,16 @@ mod tests {
         history.assign(1, &[]);
         history.last_mut().group = Some("g".into());
         group_assign(&mut history, 1, &["k-1"], 2);
-        assert!(history.check().anomalies.is_empty());
+        assert_no_anomaly(&history);
     }
 
     #[test]
     fn a_crashed_owner_holds_nothing() {
         let mut history = History::new();
         group_assign(&mut history, 1, &["k-0"], 1);
-        history.push(
-            crate::history::OpType::Invoke,
-            1,
-            crate::history::F::Crash,
-            crate::history::OpValue::Null,
-        );
-        history.push(
-            crate::history::OpType::Info,
-            1,
-            crate::history::F::Crash,
-            crate::history::OpValue::Null,
-        );
+        history.push(OpType::Invoke, 1, F::Crash, OpValue::Null);
+        history.push(OpType::Info, 1, F::Crash, OpValue::Null);
         group_assign(&mut history, 2, &["k-0"], 2);
-        assert!(history.check().anomalies.is_empty());
+        assert_no_anomaly(&history);
     }
 }

@@ -53,7 +53,7 @@ use crate::types::{
     ProducerId, SimTime,
 };
 use group::{Group, GroupSettings, Store};
-use log::{group_record, OffsetsPartition};
+use log::{offset_records, OffsetsPartition};
 use std::collections::BTreeMap;
 
 pub(super) use group::{JoinRequest, Waiter};
@@ -341,18 +341,7 @@ impl Broker {
         if req.offsets.is_empty() {
             return out.send(client, answer(Ok(())));
         }
-        let records: Vec<Record> = req
-            .offsets
-            .iter()
-            .map(|&(partition, offset)| {
-                let entry = GroupLogEntry::Offset {
-                    group: req.group,
-                    partition,
-                    offset,
-                };
-                group_record(entry, None)
-            })
-            .collect();
+        let records = offset_records(req.group, &req.offsets, None);
         let then = AfterWrite::OffsetCommit {
             client,
             correlation: req.correlation,
@@ -406,19 +395,7 @@ impl Broker {
             base_sequence: 0,
             transactional: true,
         };
-        let records: Vec<Record> = req
-            .offsets
-            .iter()
-            .zip(0..)
-            .map(|(&(partition, offset), sequence)| {
-                let entry = GroupLogEntry::Offset {
-                    group: req.group,
-                    partition,
-                    offset,
-                };
-                group_record(entry, Some((stamp, sequence)))
-            })
-            .collect();
+        let records = offset_records(req.group, &req.offsets, Some(stamp));
         let then = AfterWrite::TxnOffsetCommit {
             client,
             correlation: req.correlation,

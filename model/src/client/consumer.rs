@@ -295,28 +295,15 @@ impl Consumer {
                 if data.base_offset != position || data.records.is_empty() {
                     return;
                 }
-                let reads = self
-                    .poll
-                    .as_mut()
-                    .expect("polling")
-                    .reads
-                    .entry(p)
-                    .or_default();
-                for (i, r) in data.records.iter().enumerate() {
-                    let offset = Offset(position.0 + i as u64);
-                    // Control records never reach the application; a read_committed
-                    // consumer also drops the records of aborted transactions.
-                    if r.is_data() && !in_aborted_txn(&data.aborted, offset, r) {
-                        reads.push((offset, r.value));
-                    }
-                }
+                let (records, next) = fetched_records(&data, position);
+                let poll = self.poll.as_mut().expect("polling");
+                poll.reads.entry(p).or_default().extend(records);
                 if let Some(last) = data.records.last() {
                     self.last_fetched_epoch.insert(p, last.epoch);
                 }
                 let validated = self.validated_epoch.entry(p).or_default();
                 *validated = (*validated).max(data.leader_epoch);
-                self.positions
-                    .insert(p, Offset(position.0 + data.records.len() as u64));
+                self.positions.insert(p, next);
             }
             Err(ErrorCode::OffsetOutOfRange) => {
                 // auto.offset.reset=earliest. With KIP-320 the client knows it reset
@@ -355,8 +342,27 @@ impl Consumer {
     }
 }
 
+/// What a fetch answered at `position` hands the application, and the position after
+/// it: the data records with their offsets. Control records never reach the
+/// application; a read_committed consumer also drops the records of aborted
+/// transactions (the broker lists those only for it).
+pub(super) fn fetched_records(
+    data: &FetchData,
+    position: Offset,
+) -> (Vec<(Offset, Value)>, Offset) {
+    let records = data
+        .records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (Offset(position.0 + i as u64), r))
+        .filter(|&(offset, r)| r.is_data() && !in_aborted_txn(&data.aborted, offset, r))
+        .map(|(offset, r)| (offset, r.value))
+        .collect();
+    (records, Offset(position.0 + data.records.len() as u64))
+}
+
 /// Is the record at `offset` part of one of the `aborted` transactions?
-pub(super) fn in_aborted_txn(aborted: &[AbortedTxn], offset: Offset, r: &Record) -> bool {
+fn in_aborted_txn(aborted: &[AbortedTxn], offset: Offset, r: &Record) -> bool {
     let Some((stamp, _)) = r.producer.filter(|(s, _)| s.transactional) else {
         return false;
     };
@@ -387,6 +393,30 @@ mod tests {
             control: None,
             txn_state: None,
         }
+    }
+
+    #[test]
+    fn a_fetch_hands_over_its_data_records_and_moves_past_every_record() {
+        let marker = Record {
+            control: Some(crate::message::Control::Abort),
+            ..rec(3, true)
+        };
+        let data = FetchData {
+            leader_epoch: Epoch(1),
+            base_offset: Offset(4),
+            records: vec![rec(3, true), rec(4, true), marker, rec(4, false)],
+            high_watermark: Some(Offset(8)),
+            log_end_offset: Offset(8),
+            last_stable_offset: Some(Offset(8)),
+            aborted: vec![AbortedTxn {
+                producer_id: ProducerId(3),
+                first_offset: Offset(4),
+                last_offset: Offset(6),
+            }],
+        };
+        let (records, next) = fetched_records(&data, Offset(4));
+        assert_eq!(records, vec![(Offset(5), 1), (Offset(7), 1)]);
+        assert_eq!(next, Offset(8));
     }
 
     #[test]

@@ -50,9 +50,12 @@
 //! nothing processed it completes `info`); one `commit` per offset commit, `ok`, `fail`
 //! (refused) or `info`.
 
-use super::consumer::in_aborted_txn;
+use super::consumer::fetched_records;
 use super::group::{assign, Assignor, AssignorFaults, MemberSubscription};
+use super::heartbeat::Heartbeats;
 use super::metadata::MetadataCache;
+use super::requests::Requests;
+use super::wake::WakeUp;
 use crate::bug::Bug;
 use crate::config::{CommitStrategy, Config, OffsetReset};
 use crate::history::{HistoryEvent, MicroOp, OpKind, Outcome};
@@ -169,8 +172,8 @@ pub struct GroupConsumer {
     /// The process id of the auto-commits (a new one after an `info` commit).
     auto_process: u64,
     step: Step,
-    /// Requests of the current step: correlation -> (broker, partition).
-    inflight: BTreeMap<u64, (BrokerId, Option<PartitionId>)>,
+    /// Requests of the current step.
+    inflight: Requests,
     member: Option<MemberId>,
     generation: Generation,
     /// The partitions the member holds (its last assignment minus what it revoked).
@@ -201,8 +204,8 @@ pub struct GroupConsumer {
     batch_started: SimTime,
     /// When the application last called `poll()` (for `max.poll.interval.ms`).
     last_poll: SimTime,
-    heartbeat_inflight: Option<(u64, BrokerId)>,
-    heartbeat_armed: bool,
+    /// The heartbeat thread's timer and the Heartbeat in flight.
+    heartbeats: Heartbeats,
     /// The heartbeat thread learnt the group moved on: rejoin at the next poll.
     rejoin: bool,
     /// A newer process took our `group.instance.id`: exit at the next poll.
@@ -213,7 +216,8 @@ pub struct GroupConsumer {
     /// The positions last committed (auto-commit skips a commit with nothing new).
     last_committed: BTreeMap<PartitionId, Offset>,
     next_id: u64,
-    wake_armed: Option<SimTime>,
+    /// Runs the application loop again after a delay.
+    wake: WakeUp,
     pub exited: bool,
     /// `close()` was called: leave at the next poll.
     closing: bool,
@@ -238,7 +242,7 @@ impl GroupConsumer {
             process: spec.process_base,
             auto_process: spec.process_base + AUTO_COMMIT_PROCESS_OFFSET,
             step: Step::Poll,
-            inflight: BTreeMap::new(),
+            inflight: Requests::default(),
             member: None,
             generation: Generation::default(),
             owned: Vec::new(),
@@ -255,15 +259,14 @@ impl GroupConsumer {
             batch: None,
             batch_started: SimTime::ZERO,
             last_poll: SimTime::ZERO,
-            heartbeat_inflight: None,
-            heartbeat_armed: false,
+            heartbeats: Heartbeats::default(),
             rejoin: false,
             instance_fenced: false,
             commit: None,
             auto_commit: None,
             last_committed: BTreeMap::new(),
             next_id: 0,
-            wake_armed: None,
+            wake: WakeUp::default(),
             exited: false,
             closing: false,
             slow_next_ms: 0,
@@ -301,7 +304,7 @@ impl GroupConsumer {
         if self.auto_commit_enabled() {
             out.timer_ms(self.config.auto_commit_interval_ms, Timer::AutoCommit);
         }
-        self.wake(now, 0, out);
+        self.wake.arm(now, 0, out);
     }
 
     /// An event for the history; `assigned` is the partition list of `assign`, or a
@@ -335,33 +338,16 @@ impl GroupConsumer {
         }
     }
 
-    fn wake(&mut self, now: SimTime, delay_ms: u64, out: &mut Outbox) {
-        let at = now.plus_ms(delay_ms);
-        if self.wake_armed.is_some_and(|t| t <= at && t >= now) {
-            return;
-        }
-        self.wake_armed = Some(at);
-        out.timer_ms(delay_ms, Timer::Workload);
-    }
-
     fn go(&mut self, now: SimTime, step: Step, out: &mut Outbox) {
         self.step = step;
         self.inflight.clear();
         self.run_step(now, out);
     }
 
-    fn leader_or_refresh(
-        &mut self,
-        now: SimTime,
-        p: PartitionId,
-        out: &mut Outbox,
-    ) -> Option<BrokerId> {
-        if let Some((leader, _)) = self.meta.leader(p) {
-            return Some(leader);
-        }
-        let c = self.next_id();
-        self.meta.refresh(now, c, &mut self.rng, out);
-        None
+    /// Leader of `p`, or a metadata refresh and `None` (retry later).
+    fn leader_of(&mut self, now: SimTime, p: PartitionId, out: &mut Outbox) -> Option<BrokerId> {
+        self.meta
+            .leader_or_refresh(now, p, &mut self.next_id, &mut self.rng, out)
     }
 
     /// Send a request of the current step, built around a fresh correlation id.
@@ -374,9 +360,8 @@ impl GroupConsumer {
         out: &mut Outbox,
     ) -> u64 {
         let c = self.next_id();
-        self.inflight.insert(c, (to, partition));
-        out.send(NodeId::Broker(to), msg(c));
-        out.timer_ms(timeout_ms, Timer::RequestTimeout(c));
+        self.inflight
+            .send(c, to, partition, msg(c), timeout_ms, out);
         c
     }
 
@@ -410,35 +395,54 @@ impl GroupConsumer {
             return self.process(now, batch, out);
         }
         for p in self.owned.clone() {
-            let Some(&fetch_offset) = self.positions.get(&p) else {
-                continue;
-            };
-            let Some(leader) = self.leader_or_refresh(now, p, out) else {
-                continue;
-            };
-            let current_leader_epoch = self.meta.leader(p).map(|(_, e)| e);
-            let max_records = self.config.max_poll_records;
-            let read_committed = self.config.read_committed;
-            let timeout = self.config.fetch_max_wait_ms + self.config.request_timeout_ms;
-            self.send(
-                leader,
-                Some(p),
-                |correlation| Message::Fetch {
-                    correlation,
-                    replica: None,
-                    partition: p,
-                    fetch_offset,
-                    current_leader_epoch,
-                    max_records,
-                    read_committed,
-                },
-                timeout,
-                out,
-            );
+            if let Some(&position) = self.positions.get(&p) {
+                self.send_fetch(now, p, Some(position), out);
+            }
         }
         if self.inflight.is_empty() {
-            self.wake(now, self.spec.poll_interval_ms, out);
+            self.wake.arm(now, self.spec.poll_interval_ms, out);
         }
+    }
+
+    /// Fetch `p` from its leader (unknown: refresh the metadata, the step retries).
+    /// From `position`: a poll's fetch, of up to `max.poll.records` at the leader epoch
+    /// the member knows; none: a fetch of no records that only learns the high
+    /// watermark, for `auto.offset.reset=latest` (there is no ListOffsets request).
+    fn send_fetch(
+        &mut self,
+        now: SimTime,
+        p: PartitionId,
+        position: Option<Offset>,
+        out: &mut Outbox,
+    ) {
+        let Some(leader) = self.leader_of(now, p, out) else {
+            return;
+        };
+        let (fetch_offset, current_leader_epoch, max_records) = match position {
+            Some(offset) => (
+                offset,
+                self.meta.leader(p).map(|(_, e)| e),
+                self.config.max_poll_records,
+            ),
+            None => (Offset::ZERO, None, 0),
+        };
+        let read_committed = self.config.read_committed;
+        let timeout = self.config.fetch_max_wait_ms + self.config.request_timeout_ms;
+        self.send(
+            leader,
+            Some(p),
+            |correlation| Message::Fetch {
+                correlation,
+                replica: None,
+                partition: p,
+                fetch_offset,
+                current_leader_epoch,
+                max_records,
+                read_committed,
+            },
+            timeout,
+            out,
+        );
     }
 
     /// Up to `max.poll.records` of what fetches brought, partition by partition.
@@ -619,8 +623,8 @@ impl GroupConsumer {
             }
             Step::Commit => self.send_commit(now, out),
             Step::FetchOffsets => {
-                let Some(to) = self.leader_or_refresh(now, self.coordinator(), out) else {
-                    return self.wake(now, self.config.retry_backoff_ms, out);
+                let Some(to) = self.leader_of(now, self.coordinator(), out) else {
+                    return self.wake.arm(now, self.config.retry_backoff_ms, out);
                 };
                 let partitions: PartitionSet = self.unpositioned.iter().copied().collect();
                 let require_stable = self.config.read_committed;
@@ -640,29 +644,10 @@ impl GroupConsumer {
             }
             Step::ResetLatest => {
                 for p in self.unpositioned.clone() {
-                    let Some(leader) = self.leader_or_refresh(now, p, out) else {
-                        continue;
-                    };
-                    let read_committed = self.config.read_committed;
-                    let timeout = self.config.fetch_max_wait_ms + self.config.request_timeout_ms;
-                    self.send(
-                        leader,
-                        Some(p),
-                        |correlation| Message::Fetch {
-                            correlation,
-                            replica: None,
-                            partition: p,
-                            fetch_offset: Offset::ZERO,
-                            current_leader_epoch: None,
-                            max_records: 0,
-                            read_committed,
-                        },
-                        timeout,
-                        out,
-                    );
+                    self.send_fetch(now, p, None, out);
                 }
                 if self.inflight.is_empty() {
-                    self.wake(now, self.config.retry_backoff_ms, out);
+                    self.wake.arm(now, self.config.retry_backoff_ms, out);
                 }
             }
         }
@@ -673,8 +658,8 @@ impl GroupConsumer {
         let Some((_, pending)) = self.commit.clone() else {
             return;
         };
-        let Some(to) = self.leader_or_refresh(now, self.coordinator(), out) else {
-            return self.wake(now, self.config.retry_backoff_ms, out);
+        let Some(to) = self.leader_of(now, self.coordinator(), out) else {
+            return self.wake.arm(now, self.config.retry_backoff_ms, out);
         };
         let (timeout, spec) = (self.config.request_timeout_ms, self.spec);
         let correlation = self.send(
@@ -722,8 +707,8 @@ impl GroupConsumer {
         let Some((phase, None)) = self.joining else {
             return;
         };
-        let Some(to) = self.leader_or_refresh(now, self.coordinator(), out) else {
-            return self.wake(now, self.config.retry_backoff_ms, out);
+        let Some(to) = self.leader_of(now, self.coordinator(), out) else {
+            return self.wake.arm(now, self.config.retry_backoff_ms, out);
         };
         let correlation = self.next_id();
         let (group, member, instance) = (self.spec.group, self.member, self.spec.instance);
@@ -822,7 +807,7 @@ impl GroupConsumer {
         // The heartbeat thread runs again (Kafka enables it once JoinGroup answers): a
         // tick during the rebalance did not re-arm it, and a cooperative member applies
         // its assignment only at its next poll, maybe after a long batch.
-        self.arm_heartbeat(out);
+        self.heartbeats.arm(self.config.heartbeat_interval_ms, out);
         if let Some(started) = self.rebalance_started.take() {
             let ms = now.since(started).as_ms();
             self.stats.rebalance_ms += ms;
@@ -838,7 +823,7 @@ impl GroupConsumer {
         }
         self.synced = Some((self.generation, assigned));
         if self.step == Step::Poll && self.inflight.is_empty() {
-            self.wake(now, 0, out);
+            self.wake.arm(now, 0, out);
         }
     }
 
@@ -876,7 +861,7 @@ impl GroupConsumer {
         self.owned_valid = true;
         self.owned_generation = generation;
         self.record_owned(false, out);
-        self.arm_heartbeat(out);
+        self.heartbeats.arm(self.config.heartbeat_interval_ms, out);
         if self.assignor.is_cooperative() && !revoked.is_empty() {
             self.rejoin = true;
         }
@@ -907,7 +892,7 @@ impl GroupConsumer {
             _ => {
                 self.meta.invalidate(self.coordinator());
                 self.joining = Some((JoinPhase::Join, None));
-                self.wake(now, self.config.retry_backoff_ms, out);
+                self.wake.arm(now, self.config.retry_backoff_ms, out);
             }
         }
     }
@@ -962,18 +947,11 @@ impl GroupConsumer {
         };
         match result {
             Ok(data) if data.base_offset == position => {
-                let reads = self.polled.entry(p).or_default();
-                for (i, r) in data.records.iter().enumerate() {
-                    let offset = Offset(position.0 + i as u64);
-                    if r.is_data() && !in_aborted_txn(&data.aborted, offset, r) {
-                        reads.push((offset, r.value));
-                    }
+                let (records, next) = fetched_records(&data, position);
+                if !records.is_empty() {
+                    self.polled.entry(p).or_default().extend(records);
                 }
-                if reads.is_empty() {
-                    self.polled.remove(&p);
-                }
-                self.positions
-                    .insert(p, Offset(position.0 + data.records.len() as u64));
+                self.positions.insert(p, next);
             }
             Ok(_) => {}
             Err(ErrorCode::OffsetOutOfRange) => {
@@ -987,17 +965,10 @@ impl GroupConsumer {
         }
     }
 
-    fn arm_heartbeat(&mut self, out: &mut Outbox) {
-        if !self.heartbeat_armed {
-            self.heartbeat_armed = true;
-            out.timer_ms(self.config.heartbeat_interval_ms, Timer::Heartbeat);
-        }
-    }
-
     /// The heartbeat thread: a Heartbeat every `heartbeat.interval.ms` while the member
     /// has an assignment, and the poll time-out (`max.poll.interval.ms`).
     fn heartbeat(&mut self, now: SimTime, out: &mut Outbox) {
-        self.heartbeat_armed = false;
+        self.heartbeats.fired();
         let Some(member) = self.member else { return };
         if self.joining.is_some() || self.step == Step::Done || !self.owned_valid {
             return;
@@ -1007,29 +978,23 @@ impl GroupConsumer {
         {
             return self.leave_on_poll_timeout(now, member, out);
         }
-        self.arm_heartbeat(out);
-        if self.heartbeat_inflight.is_some() {
+        self.heartbeats.arm(self.config.heartbeat_interval_ms, out);
+        if self.heartbeats.is_inflight() {
             return;
         }
-        let Some(to) = self.leader_or_refresh(now, self.coordinator(), out) else {
+        let Some(to) = self.leader_of(now, self.coordinator(), out) else {
             return;
         };
         let correlation = self.next_id();
-        self.heartbeat_inflight = Some((correlation, to));
-        out.send(
-            NodeId::Broker(to),
-            Message::Heartbeat {
-                correlation,
-                group: self.spec.group,
-                generation: self.generation,
-                member,
-                instance: self.spec.instance,
-            },
-        );
-        out.timer_ms(
-            self.config.request_timeout_ms,
-            Timer::RequestTimeout(correlation),
-        );
+        let beat = Message::Heartbeat {
+            correlation,
+            group: self.spec.group,
+            generation: self.generation,
+            member,
+            instance: self.spec.instance,
+        };
+        let timeout = self.config.request_timeout_ms;
+        self.heartbeats.send(correlation, to, beat, timeout, out);
     }
 
     /// The batch outlasted `max.poll.interval.ms`: the heartbeat thread leaves the group
@@ -1065,7 +1030,7 @@ impl GroupConsumer {
 
     fn on_heartbeat_response(&mut self, result: Result<(), ErrorCode>, out: &mut Outbox) {
         use ErrorCode::*;
-        self.heartbeat_inflight = None;
+        self.heartbeats.done();
         match result {
             Ok(()) => {}
             Err(FencedInstanceId) => self.instance_fenced = true,
@@ -1082,7 +1047,7 @@ impl GroupConsumer {
     /// LeaveGroup for a dynamic member (fire and forget: if it is lost, the session
     /// time-out removes the member).
     fn send_leave_group(&mut self, now: SimTime, member: MemberId, out: &mut Outbox) {
-        if let Some(to) = self.leader_or_refresh(now, self.coordinator(), out) {
+        if let Some(to) = self.leader_of(now, self.coordinator(), out) {
             let correlation = self.next_id();
             out.send(
                 NodeId::Broker(to),
@@ -1183,13 +1148,13 @@ impl GroupConsumer {
         if self.commit.as_ref().is_none_or(|(c, _)| *c != correlation) {
             return;
         }
-        self.inflight.remove(&correlation);
+        self.inflight.remove(correlation);
         if let Err(NotCoordinator | CoordinatorNotAvailable | RequestTimedOut | NetworkException) =
             result
         {
             // commitSync() retries until it has an answer.
             self.meta.invalidate(self.coordinator());
-            return self.wake(now, self.config.retry_backoff_ms, out);
+            return self.wake.arm(now, self.config.retry_backoff_ms, out);
         }
         let (_, pending) = self.commit.take().expect("checked");
         self.finish_commit(&pending, result, out);
@@ -1252,7 +1217,7 @@ impl GroupConsumer {
         if offsets.is_empty() {
             return;
         }
-        let Some(to) = self.leader_or_refresh(now, self.coordinator(), out) else {
+        let Some(to) = self.leader_of(now, self.coordinator(), out) else {
             return;
         };
         let pending = self.pending_commit(self.auto_process, offsets, member);
@@ -1275,7 +1240,7 @@ impl GroupConsumer {
         }
         match timer {
             Timer::Workload => {
-                self.wake_armed = None;
+                self.wake.forget();
                 self.run_step(now, out);
             }
             Timer::Processed => self.processed(now, out),
@@ -1283,8 +1248,8 @@ impl GroupConsumer {
             Timer::AutoCommit => self.auto_commit_tick(now, out),
             Timer::RequestTimeout(c) => {
                 self.meta.on_timeout(c);
-                if self.heartbeat_inflight.is_some_and(|(h, _)| h == c) {
-                    self.heartbeat_inflight = None;
+                if self.heartbeats.awaits(c) {
+                    self.heartbeats.done();
                 }
                 if self.join_request(c).is_some() {
                     self.join_failed(now, ErrorCode::RequestTimedOut, out);
@@ -1293,8 +1258,7 @@ impl GroupConsumer {
                     let (_, pending) = self.auto_commit.take().expect("checked");
                     self.finish_commit(&pending, Err(ErrorCode::RequestTimedOut), out);
                 }
-                if let Some((_, p)) = self.inflight.get(&c).copied() {
-                    self.inflight.remove(&c);
+                if let Some(p) = self.inflight.remove(c) {
                     self.on_request_failed(now, c, p, ErrorCode::RequestTimedOut, out);
                 }
             }
@@ -1320,7 +1284,7 @@ impl GroupConsumer {
             }
             None if self.commit.as_ref().is_some_and(|(c, _)| *c == correlation) => {
                 self.meta.invalidate(self.coordinator());
-                self.wake(now, self.config.retry_backoff_ms, out);
+                self.wake.arm(now, self.config.retry_backoff_ms, out);
             }
             None => self.on_error(now, error, out),
         }
@@ -1346,14 +1310,14 @@ impl GroupConsumer {
             }
             _ => {
                 self.meta.invalidate(self.coordinator());
-                self.wake(now, self.config.retry_backoff_ms, out);
+                self.wake.arm(now, self.config.retry_backoff_ms, out);
             }
         }
     }
 
     /// Is `correlation` a request of the current step? (It is no longer awaited.)
     fn take(&mut self, correlation: u64) -> bool {
-        self.inflight.remove(&correlation).is_some()
+        self.inflight.remove(correlation).is_some()
     }
 
     pub fn handle_message(&mut self, now: SimTime, _from: NodeId, msg: Message, out: &mut Outbox) {
@@ -1369,20 +1333,14 @@ impl GroupConsumer {
             }
             Message::ConnectionClosed { broker } => {
                 self.meta.forget_broker(broker);
-                if self.heartbeat_inflight.is_some_and(|(_, b)| b == broker) {
-                    self.heartbeat_inflight = None;
+                if self.heartbeats.sent_to(broker) {
+                    self.heartbeats.done();
                 }
                 if matches!(self.joining, Some((_, Some((_, b))))  if b == broker) {
                     self.join_failed(now, ErrorCode::NetworkException, out);
                 }
-                let lost: Vec<(u64, Option<PartitionId>)> = self
-                    .inflight
-                    .iter()
-                    .filter(|(_, (b, _))| *b == broker)
-                    .map(|(&c, &(_, p))| (c, p))
-                    .collect();
-                for (c, p) in lost {
-                    if self.inflight.remove(&c).is_some() {
+                for (c, p) in self.inflight.sent_to(broker) {
+                    if self.inflight.remove(c).is_some() {
                         self.on_request_failed(now, c, p, ErrorCode::NetworkException, out);
                     }
                 }
@@ -1411,12 +1369,7 @@ impl GroupConsumer {
             Message::HeartbeatResponse {
                 correlation,
                 result,
-            } if self
-                .heartbeat_inflight
-                .is_some_and(|(c, _)| c == correlation) =>
-            {
-                self.on_heartbeat_response(result, out)
-            }
+            } if self.heartbeats.awaits(correlation) => self.on_heartbeat_response(result, out),
             Message::OffsetCommitResponse {
                 correlation,
                 result,
@@ -1432,14 +1385,14 @@ impl GroupConsumer {
                         Step::ResetLatest if self.unpositioned.is_empty() => {
                             self.go(now, Step::Poll, out)
                         }
-                        Step::ResetLatest => self.wake(now, self.config.retry_backoff_ms, out),
+                        Step::ResetLatest => self.wake.arm(now, self.config.retry_backoff_ms, out),
                         _ => {
                             let delay = if self.polled.is_empty() {
                                 self.spec.poll_interval_ms
                             } else {
                                 0
                             };
-                            self.wake(now, delay, out);
+                            self.wake.arm(now, delay, out);
                         }
                     }
                 }

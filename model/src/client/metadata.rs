@@ -65,6 +65,28 @@ impl MetadataCache {
         out.timer_ms(REFRESH_TIMEOUT_MS, Timer::RequestTimeout(correlation));
     }
 
+    /// The leader of `p`, or `None` after asking for a refresh (see [`Self::refresh`])
+    /// under the client's next correlation id, so that the caller retries later.
+    /// `next_id` is the client's correlation counter: it moves only when the leader is
+    /// unknown, even if no request goes out (one is in flight or backing off). Taking
+    /// the counter and the rng rather than the client lets a call borrow the client's
+    /// fields apart.
+    pub fn leader_or_refresh(
+        &mut self,
+        now: SimTime,
+        p: PartitionId,
+        next_id: &mut u64,
+        rng: &mut ModelRng,
+        out: &mut Outbox,
+    ) -> Option<BrokerId> {
+        if let Some((leader, _)) = self.leader(p) {
+            return Some(leader);
+        }
+        *next_id += 1;
+        self.refresh(now, *next_id, rng, out);
+        None
+    }
+
     pub fn is_inflight(&self, correlation: u64) -> bool {
         self.inflight.map(|(c, _)| c) == Some(correlation)
     }

@@ -5,9 +5,12 @@
 pub mod consumer;
 pub mod group;
 pub mod group_consumer;
+mod heartbeat;
 pub mod metadata;
 pub mod producer;
+mod requests;
 pub mod txn_app;
+mod wake;
 
 /// Kafka's default partitioner for keyed records: murmur2 of the key bytes, positive,
 /// modulo the partition count (`Utils.toPositive(Utils.murmur2(key)) % numPartitions`).

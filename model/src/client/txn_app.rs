@@ -56,8 +56,11 @@
 //! transaction; the leader assigns each member its instance's slot (a static
 //! assignment, not one of Kafka's assignors, though the app announces `range`).
 
-use super::consumer::in_aborted_txn;
+use super::consumer::fetched_records;
+use super::heartbeat::Heartbeats;
 use super::metadata::MetadataCache;
+use super::requests::Requests;
+use super::wake::WakeUp;
 use crate::config::Config;
 use crate::history::{GroupMetadata, HistoryEvent, MicroOp, OpKind, Outcome};
 use crate::message::{
@@ -171,8 +174,8 @@ pub struct TxnApp {
     meta: MetadataCache,
     process: u64,
     step: Step,
-    /// Requests of the current step in flight: correlation -> (broker, partition).
-    inflight: BTreeMap<u64, (BrokerId, Option<PartitionId>)>,
+    /// Requests of the current step in flight.
+    inflight: Requests,
     /// Our member id, once the coordinator gave us one.
     member: Option<MemberId>,
     generation: Generation,
@@ -180,10 +183,8 @@ pub struct TxnApp {
     assignment: Option<Vec<PartitionId>>,
     /// The leader's assignment to send with SyncGroup (empty for a follower).
     sync_assignments: Vec<(MemberId, Vec<PartitionId>)>,
-    /// The Heartbeat in flight: (correlation, broker).
-    heartbeat_inflight: Option<(u64, BrokerId)>,
-    /// A Heartbeat timer is armed.
-    heartbeat_armed: bool,
+    /// The heartbeat thread's timer and the Heartbeat in flight.
+    heartbeats: Heartbeats,
     producer: Option<(ProducerId, ProducerEpoch)>,
     /// Next sequence per output partition under the current epoch. A sequence that
     /// may have been sent is never given out again under the same epoch.
@@ -194,8 +195,8 @@ pub struct TxnApp {
     txn: Option<Txn>,
     next_id: u64,
     value_counter: u64,
-    /// When the armed Workload timer fires (one is enough).
-    wake_armed: Option<SimTime>,
+    /// Runs the current step again after a delay.
+    wake: WakeUp,
     pub stats: AppStats,
     stopping: bool,
     /// The group generation moved on (or is moving on): rejoin once the open
@@ -218,13 +219,12 @@ impl TxnApp {
             meta: MetadataCache::new(config.total_partitions(), config.brokers),
             process: spec.process_base,
             step: Step::Join,
-            inflight: BTreeMap::new(),
+            inflight: Requests::default(),
             member: None,
             generation: Generation::default(),
             assignment: None,
             sync_assignments: Vec::new(),
-            heartbeat_inflight: None,
-            heartbeat_armed: false,
+            heartbeats: Heartbeats::default(),
             producer: None,
             sequences: BTreeMap::new(),
             positions: BTreeMap::new(),
@@ -232,7 +232,7 @@ impl TxnApp {
             txn: None,
             next_id: 0,
             value_counter: 0,
-            wake_armed: None,
+            wake: WakeUp::default(),
             stats: AppStats::default(),
             stopping: false,
             rejoin: false,
@@ -277,32 +277,13 @@ impl TxnApp {
     pub fn start(&mut self, now: SimTime, out: &mut Outbox) {
         let c = self.next_id();
         self.meta.refresh(now, c, &mut self.rng, out);
-        self.wake(now, self.config.retry_backoff_ms, out);
+        self.wake.arm(now, self.config.retry_backoff_ms, out);
     }
 
-    /// Run the current step again after `delay_ms`.
-    fn wake(&mut self, now: SimTime, delay_ms: u64, out: &mut Outbox) {
-        let at = now.plus_ms(delay_ms);
-        if self.wake_armed.is_some_and(|t| t <= at && t >= now) {
-            return;
-        }
-        self.wake_armed = Some(at);
-        out.timer_ms(delay_ms, Timer::Workload);
-    }
-
-    /// Leader of `p`, or refresh the metadata and retry later.
-    fn leader_or_refresh(
-        &mut self,
-        now: SimTime,
-        p: PartitionId,
-        out: &mut Outbox,
-    ) -> Option<BrokerId> {
-        if let Some((leader, _)) = self.meta.leader(p) {
-            return Some(leader);
-        }
-        let c = self.next_id();
-        self.meta.refresh(now, c, &mut self.rng, out);
-        None
+    /// Leader of `p`, or a metadata refresh and `None` (retry later).
+    fn leader_of(&mut self, now: SimTime, p: PartitionId, out: &mut Outbox) -> Option<BrokerId> {
+        self.meta
+            .leader_or_refresh(now, p, &mut self.next_id, &mut self.rng, out)
     }
 
     fn send(
@@ -325,9 +306,8 @@ impl TxnApp {
         out: &mut Outbox,
     ) {
         let c = self.next_id();
-        self.inflight.insert(c, (to, partition));
-        out.send(NodeId::Broker(to), msg(c));
-        out.timer_ms(timeout_ms, Timer::RequestTimeout(c));
+        self.inflight
+            .send(c, to, partition, msg(c), timeout_ms, out);
     }
 
     /// Send the current step's request(s) (unless already in flight).
@@ -344,9 +324,9 @@ impl TxnApp {
         let id = self.spec.transactional_id;
         let group = self.spec.group;
         let to = match self.coordinator_partition() {
-            Some(p) => match self.leader_or_refresh(now, p, out) {
+            Some(p) => match self.leader_of(now, p, out) {
                 Some(b) => b,
-                None => return self.wake(now, self.config.retry_backoff_ms, out),
+                None => return self.wake.arm(now, self.config.retry_backoff_ms, out),
             },
             None => BrokerId(0),
         };
@@ -543,7 +523,7 @@ impl TxnApp {
     fn poll(&mut self, now: SimTime, out: &mut Outbox) {
         self.polled.clear();
         for p in self.inputs() {
-            let Some(leader) = self.leader_or_refresh(now, p, out) else {
+            let Some(leader) = self.leader_of(now, p, out) else {
                 continue;
             };
             let fetch_offset = self.positions.get(&p).copied().unwrap_or(Offset::ZERO);
@@ -565,7 +545,7 @@ impl TxnApp {
             );
         }
         if self.inflight.is_empty() {
-            self.wake(now, self.spec.poll_interval_ms, out);
+            self.wake.arm(now, self.spec.poll_interval_ms, out);
         }
     }
 
@@ -587,7 +567,7 @@ impl TxnApp {
             .unwrap_or_default();
         let transactional_id = Some(self.spec.transactional_id);
         for (p, base_sequence, values) in pending {
-            let Some(leader) = self.leader_or_refresh(now, p, out) else {
+            let Some(leader) = self.leader_of(now, p, out) else {
                 continue;
             };
             let batch = ProduceBatch {
@@ -614,7 +594,7 @@ impl TxnApp {
             );
         }
         if self.inflight.is_empty() {
-            self.wake(now, self.config.retry_backoff_ms, out);
+            self.wake.arm(now, self.config.retry_backoff_ms, out);
         }
     }
 
@@ -806,7 +786,7 @@ impl TxnApp {
         self.exited = true;
         self.step = Step::Done;
         self.inflight.clear();
-        self.heartbeat_inflight = None;
+        self.heartbeats.done();
     }
 
     /// At a poll (no transaction open): act on what the heartbeats learnt, as the
@@ -840,32 +820,24 @@ impl TxnApp {
         self.go(now, Step::Sync, out);
     }
 
-    fn arm_heartbeat(&mut self, out: &mut Outbox) {
-        if !self.heartbeat_armed {
-            self.heartbeat_armed = true;
-            out.timer_ms(self.config.heartbeat_interval_ms, Timer::Heartbeat);
-        }
-    }
-
     /// Send a Heartbeat (one at a time) while the member has its assignment; re-armed
     /// by the next SyncGroup once it stops (joining, done).
     fn heartbeat(&mut self, now: SimTime, out: &mut Outbox) {
-        self.heartbeat_armed = false;
+        self.heartbeats.fired();
         let Some(member) = self.member else { return };
         if matches!(self.step, Step::Join | Step::Sync | Step::Done) {
             return;
         }
-        self.arm_heartbeat(out);
-        if self.heartbeat_inflight.is_some() {
+        self.heartbeats.arm(self.config.heartbeat_interval_ms, out);
+        if self.heartbeats.is_inflight() {
             return;
         }
         let group = self.spec.group;
         let coordinator = self.config.consumer_offsets_partition(group);
-        let Some(to) = self.leader_or_refresh(now, coordinator, out) else {
+        let Some(to) = self.leader_of(now, coordinator, out) else {
             return;
         };
         let correlation = self.next_id();
-        self.heartbeat_inflight = Some((correlation, to));
         let beat = Message::Heartbeat {
             correlation,
             group,
@@ -873,17 +845,14 @@ impl TxnApp {
             member,
             instance: Some(self.spec.slot),
         };
-        out.send(NodeId::Broker(to), beat);
-        out.timer_ms(
-            self.config.request_timeout_ms,
-            Timer::RequestTimeout(correlation),
-        );
+        let timeout = self.config.request_timeout_ms;
+        self.heartbeats.send(correlation, to, beat, timeout, out);
     }
 
     /// A Heartbeat answer: what it says takes effect at the next poll.
     fn on_heartbeat_response(&mut self, result: Result<(), ErrorCode>) {
         use ErrorCode::*;
-        self.heartbeat_inflight = None;
+        self.heartbeats.done();
         match result {
             Ok(()) => {}
             Err(FencedInstanceId) => self.instance_fenced = true,
@@ -904,7 +873,7 @@ impl TxnApp {
         if expired && !matches!(self.step, Step::EndTxn { commit: false }) {
             return self.abort(now, error, out);
         }
-        self.wake(now, self.config.retry_backoff_ms, out);
+        self.wake.arm(now, self.config.retry_backoff_ms, out);
     }
 
     /// Route an error of the current step.
@@ -961,7 +930,7 @@ impl TxnApp {
             // The coordinator is completing the previous transaction: Kafka's client
             // retries AddPartitionsToTxn after 20 ms instead of `retry.backoff.ms`.
             ConcurrentTransactions if self.step == Step::AddPartitions => {
-                self.wake(now, CONCURRENT_TRANSACTIONS_BACKOFF_MS, out)
+                self.wake.arm(now, CONCURRENT_TRANSACTIONS_BACKOFF_MS, out)
             }
             ConcurrentTransactions
             | UnstableOffsetCommit
@@ -980,21 +949,19 @@ impl TxnApp {
     pub fn handle_timeout(&mut self, now: SimTime, timer: Timer, out: &mut Outbox) {
         match timer {
             Timer::Workload => {
-                if self.wake_armed.is_some_and(|t| t <= now) {
-                    self.wake_armed = None;
-                }
+                self.wake.fired(now);
                 if self.step == Step::Poll && self.stopping {
                     return self.go(now, Step::Done, out);
                 }
                 self.run_step(now, out);
             }
             Timer::Heartbeat => self.heartbeat(now, out),
-            Timer::RequestTimeout(c) if self.heartbeat_inflight.is_some_and(|(h, _)| h == c) => {
+            Timer::RequestTimeout(c) if self.heartbeats.awaits(c) => {
                 self.on_heartbeat_response(Err(ErrorCode::RequestTimedOut));
             }
             Timer::RequestTimeout(c) => {
                 self.meta.on_timeout(c);
-                if let Some((_, partition)) = self.inflight.remove(&c) {
+                if let Some(partition) = self.inflight.remove(c) {
                     self.on_failed_request(now, partition, ErrorCode::RequestTimedOut, out);
                 }
             }
@@ -1041,17 +1008,11 @@ impl TxnApp {
             }
             Message::ConnectionClosed { broker } => {
                 self.meta.forget_broker(broker);
-                if self.heartbeat_inflight.is_some_and(|(_, b)| b == broker) {
+                if self.heartbeats.sent_to(broker) {
                     self.on_heartbeat_response(Err(ErrorCode::NetworkException));
                 }
-                let lost: Vec<(u64, Option<PartitionId>)> = self
-                    .inflight
-                    .iter()
-                    .filter(|(_, (b, _))| *b == broker)
-                    .map(|(&c, &(_, p))| (c, p))
-                    .collect();
-                for (c, p) in lost {
-                    if self.inflight.remove(&c).is_some() {
+                for (c, p) in self.inflight.sent_to(broker) {
+                    if self.inflight.remove(c).is_some() {
                         self.on_failed_request(now, p, ErrorCode::NetworkException, out);
                     }
                 }
@@ -1069,7 +1030,7 @@ impl TxnApp {
             } if self.take(correlation) => match result {
                 Ok(partitions) => {
                     self.assignment = Some(partitions);
-                    self.arm_heartbeat(out);
+                    self.heartbeats.arm(self.config.heartbeat_interval_ms, out);
                     let next = if self.producer.is_some() {
                         Step::FetchOffsets
                     } else {
@@ -1082,12 +1043,7 @@ impl TxnApp {
             Message::HeartbeatResponse {
                 correlation,
                 result,
-            } if self
-                .heartbeat_inflight
-                .is_some_and(|(c, _)| c == correlation) =>
-            {
-                self.on_heartbeat_response(result)
-            }
+            } if self.heartbeats.awaits(correlation) => self.on_heartbeat_response(result),
             Message::InitProducerIdResponse {
                 correlation,
                 result,
@@ -1132,18 +1088,11 @@ impl TxnApp {
                             .copied()
                             .unwrap_or(Offset::ZERO);
                         if data.base_offset == position {
-                            let reads = self.polled.entry(partition).or_default();
-                            for (i, r) in data.records.iter().enumerate() {
-                                let offset = Offset(position.0 + i as u64);
-                                if r.is_data() && !in_aborted_txn(&data.aborted, offset, r) {
-                                    reads.push((offset, r.value));
-                                }
+                            let (records, next) = fetched_records(&data, position);
+                            if !records.is_empty() {
+                                self.polled.entry(partition).or_default().extend(records);
                             }
-                            if reads.is_empty() {
-                                self.polled.remove(&partition);
-                            }
-                            self.positions
-                                .insert(partition, Offset(position.0 + data.records.len() as u64));
+                            self.positions.insert(partition, next);
                         }
                     }
                     Err(_) => self.meta.invalidate(partition),
@@ -1168,10 +1117,9 @@ impl TxnApp {
                 correlation,
                 results,
             } => {
-                let Some(&(_, partition)) = self.inflight.get(&correlation) else {
+                let Some(partition) = self.inflight.remove(correlation) else {
                     return;
                 };
-                self.inflight.remove(&correlation);
                 let result = results
                     .first()
                     .map_or(Err(ErrorCode::NetworkException), |r| r.result);
@@ -1261,7 +1209,7 @@ impl TxnApp {
 
     /// Is `correlation` the current step's request? (It is no longer in flight.)
     fn take(&mut self, correlation: u64) -> bool {
-        self.inflight.remove(&correlation).is_some()
+        self.inflight.remove(correlation).is_some()
     }
 
     /// A fetch of the poll was answered (or failed): once all are, go on.
@@ -1270,7 +1218,7 @@ impl TxnApp {
             return;
         }
         if self.polled.is_empty() {
-            self.wake(now, self.spec.poll_interval_ms, out);
+            self.wake.arm(now, self.spec.poll_interval_ms, out);
         } else {
             self.begin_txn(now, out);
         }

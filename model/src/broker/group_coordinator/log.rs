@@ -197,6 +197,27 @@ impl OffsetsPartition {
     }
 }
 
+/// The records of an offset commit of `group`, one per offset; a transactional one
+/// (TxnOffsetCommit) stamps them with its producer, numbered from sequence 0.
+pub fn offset_records(
+    group: GroupId,
+    offsets: &[(PartitionId, Offset)],
+    producer: Option<ProducerStamp>,
+) -> Vec<Record> {
+    offsets
+        .iter()
+        .zip(0..)
+        .map(|(&(partition, offset), sequence)| {
+            let entry = GroupLogEntry::Offset {
+                group,
+                partition,
+                offset,
+            };
+            group_record(entry, producer.map(|stamp| (stamp, sequence)))
+        })
+        .collect()
+}
+
 /// A record of `__consumer_offsets` (its leader epoch is stamped by the append).
 pub fn group_record(entry: GroupLogEntry, producer: Option<(ProducerStamp, Sequence)>) -> Record {
     Record {
