@@ -49,6 +49,9 @@ pub enum CommitStrategy {
     Auto,
     /// `enable.auto.commit=false`: `commitSync()` after processing each batch.
     Manual,
+    /// `enable.auto.commit=false`: `commitAsync()` after processing each batch (the
+    /// poll loop does not wait for the answer, nor retry a failed commit).
+    ManualAsync,
     /// Consume-transform-produce: the offsets committed inside the transaction that
     /// writes the batch's output (the slots run the transactional application).
     Transactional,
@@ -382,10 +385,11 @@ impl Config {
                 self.commit = match value {
                     "auto" => CommitStrategy::Auto,
                     "manual" => CommitStrategy::Manual,
+                    "async" => CommitStrategy::ManualAsync,
                     "transactional" => CommitStrategy::Transactional,
                     _ => {
                         return Err(ConfigError(format!(
-                            "--set commit={value}: expected auto, manual or transactional"
+                            "--set commit={value}: expected auto, manual, async or transactional"
                         )))
                     }
                 }

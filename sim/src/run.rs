@@ -553,6 +553,9 @@ fn config_lines(c: &model::config::Config, w: &scenarios::Workload) -> Vec<(Stri
             CommitStrategy::Manual => {
                 "manual (enable.auto.commit=false, commitSync after processing)"
             }
+            CommitStrategy::ManualAsync => {
+                "async (enable.auto.commit=false, commitAsync after processing)"
+            }
             CommitStrategy::Transactional => {
                 "transactional (offsets committed in the output transaction)"
             }

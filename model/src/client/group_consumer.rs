@@ -22,7 +22,9 @@
 //! Commits: `enable.auto.commit=true` commits the consumed positions (everything
 //! `poll()` returned) every `auto.commit.interval.ms`, and synchronously before a
 //! revocation. `enable.auto.commit=false` is the manual pattern of the design guide:
-//! process the batch, then `commitSync()` its positions.
+//! process the batch, then `commitSync()` its positions (or, with `commit=async`,
+//! `commitAsync()`: the loop goes on without waiting, and a failed commit is not
+//! retried).
 //!
 //! Simplification (README, fidelity): the auto-commit timer runs beside processing,
 //! as in an application that hands each batch to a worker and keeps polling (the
@@ -169,7 +171,7 @@ pub struct GroupConsumer {
     rng: ModelRng,
     meta: MetadataCache,
     process: u64,
-    /// The process id of the auto-commits (a new one after an `info` commit).
+    /// The process id of the asynchronous commits (a new one after an `info` commit).
     auto_process: u64,
     step: Step,
     /// Requests of the current step.
@@ -210,7 +212,8 @@ pub struct GroupConsumer {
     rejoin: bool,
     /// A newer process took our `group.instance.id`: exit at the next poll.
     instance_fenced: bool,
-    /// The manual commit in flight (main process) and the auto-commit in flight.
+    /// The `commitSync()` in flight (main process) and the asynchronous commit in flight
+    /// (auto-commit or `commitAsync()`, under `auto_process`).
     commit: Option<(u64, PendingCommit)>,
     auto_commit: Option<(u64, PendingCommit)>,
     /// The positions last committed (auto-commit skips a commit with nothing new).
@@ -290,8 +293,10 @@ impl GroupConsumer {
     }
 
     /// Nothing processed and uncommitted, nothing in flight: the run may end.
+    /// An instance that left or exited waits for nothing (an asynchronous commit it
+    /// left in flight ends `info` with the run).
     pub fn is_idle(&self) -> bool {
-        self.batch.is_none() && self.commit.is_none() && self.auto_commit.is_none()
+        self.exited || (self.batch.is_none() && self.commit.is_none() && self.auto_commit.is_none())
     }
 
     pub fn start(&mut self, now: SimTime, out: &mut Outbox) {
@@ -528,6 +533,10 @@ impl GroupConsumer {
         self.stats.records += batch.values().map(|r| r.len() as u64).sum::<u64>();
         self.record_batch(Outcome::Ok, Some(batch), None, out);
         self.flush_loss(out);
+        if self.config.commit == CommitStrategy::ManualAsync {
+            self.commit_async(now, out);
+            return self.go(now, Step::Poll, out);
+        }
         let offsets = self.uncommitted_positions();
         match self.member {
             // A member that left the group meanwhile (poll time-out) gets
@@ -1209,6 +1218,14 @@ impl GroupConsumer {
     /// `auto.commit.interval.ms` elapsed: commit the consumed positions asynchronously.
     fn auto_commit_tick(&mut self, now: SimTime, out: &mut Outbox) {
         out.timer_ms(self.config.auto_commit_interval_ms, Timer::AutoCommit);
+        self.commit_async(now, out);
+    }
+
+    /// Commit the consumed positions without waiting for the answer (an auto-commit,
+    /// or the application's `commitAsync()`). At most one is in flight: a later one
+    /// overtaking an earlier one could move the committed offset back, which is why
+    /// Kafka's `commitAsync()` does not retry; here the next one simply covers both.
+    fn commit_async(&mut self, now: SimTime, out: &mut Outbox) {
         if self.auto_commit.is_some() || self.commit.is_some() || !self.owned_valid {
             return;
         }
