@@ -104,6 +104,16 @@ impl History {
         self.keys_op(process, F::Subscribe, topics)
     }
 
+    /// An `ok` offset commit of group `g`: `offset` for `key`.
+    pub fn commit(&mut self, process: u64, key: &str, offset: u64) -> u64 {
+        let value = OpValue::Commit {
+            group: "g".into(),
+            offsets: vec![(key.into(), offset)],
+        };
+        self.push(OpType::Invoke, process, F::Commit, value.clone());
+        self.push(OpType::Ok, process, F::Commit, value)
+    }
+
     /// The last event, to set optional fields on.
     pub fn last_mut(&mut self) -> &mut Op {
         self.ops.last_mut().expect("the history has an event")

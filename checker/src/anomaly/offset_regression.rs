@@ -122,20 +122,11 @@ mod tests {
     use crate::history::{OpType, OpValue, F};
     use crate::testkit::History;
 
-    fn commit(history: &mut History, process: u64, offset: u64) -> u64 {
-        let value = OpValue::Commit {
-            group: "g".into(),
-            offsets: vec![("k-0".into(), offset)],
-        };
-        history.push(OpType::Invoke, process, F::Commit, value.clone());
-        history.push(OpType::Ok, process, F::Commit, value)
-    }
-
     #[test]
     fn a_lower_commit_after_a_higher_one_is_a_regression() {
         let mut history = History::new();
-        let high = commit(&mut history, 1, 5);
-        let low = commit(&mut history, 2, 3);
+        let high = history.commit(1, "k-0", 5);
+        let low = history.commit(2, "k-0", 3);
         let report = history.check();
         assert_eq!(
             report.summary(),
@@ -154,13 +145,13 @@ mod tests {
             offsets: vec![("k-0".into(), offset)],
         };
         history.push(OpType::Invoke, 2, F::Commit, value(3));
-        commit(&mut history, 1, 5);
+        history.commit(1, "k-0", 5);
         history.push(OpType::Ok, 2, F::Commit, value(3));
         // A member of g rewinds on purpose.
         history.assign(1, &["k-0"]);
         history.last_mut().group = Some("g".into());
         history.last_mut().seek_to_beginning = true;
-        commit(&mut history, 1, 0);
+        history.commit(1, "k-0", 0);
         assert!(history.check().anomalies.is_empty());
     }
 }

@@ -118,7 +118,7 @@ fn report(
 
 #[cfg(test)]
 mod tests {
-    use crate::history::{OpType, OpValue, F};
+    use crate::history::OpType;
     use crate::testkit::History;
     use crate::Anomaly;
 
@@ -129,15 +129,6 @@ mod tests {
         last.generation = Some(1);
         last.member = Some(format!("m{process}"));
         op
-    }
-
-    fn commit(history: &mut History, process: u64, offset: u64) -> u64 {
-        let value = OpValue::Commit {
-            group: "g".into(),
-            offsets: vec![("k-0".into(), offset)],
-        };
-        history.push(OpType::Invoke, process, F::Commit, value.clone());
-        history.push(OpType::Ok, process, F::Commit, value)
     }
 
     fn log(history: &mut History) {
@@ -161,7 +152,7 @@ mod tests {
         log(&mut history);
         group_assign(&mut history, 1, "g", &["k-0"]);
         let first = history.poll_ok(1, "k-0", &[(0, 10), (1, 11), (2, 12)]);
-        commit(&mut history, 1, 1);
+        history.commit(1, "k-0", 1);
         // Member 1 dies before committing 3; member 2 resumes at 1.
         group_assign(&mut history, 2, "g", &["k-0"]);
         let again = history.poll_ok(2, "k-0", &[(1, 11), (2, 12)]);

@@ -324,12 +324,7 @@ mod tests {
 
     /// An `ok` commit of `key` by `process` in generation `generation`.
     fn commit(history: &mut History, process: u64, key: &str, generation: i64) -> u64 {
-        let value = OpValue::Commit {
-            group: "g".into(),
-            offsets: vec![(key.into(), 1)],
-        };
-        history.push(OpType::Invoke, process, F::Commit, value.clone());
-        let op = history.push(OpType::Ok, process, F::Commit, value);
+        let op = history.commit(process, key, 1);
         history.last_mut().generation = Some(generation);
         op
     }

@@ -112,17 +112,8 @@ fn report_gaps(
 
 #[cfg(test)]
 mod tests {
-    use crate::history::{OpType, OpValue, F};
+    use crate::history::OpType;
     use crate::testkit::History;
-
-    fn commit(history: &mut History, process: u64, key: &str, offset: u64) -> u64 {
-        let value = OpValue::Commit {
-            group: "g".into(),
-            offsets: vec![(key.into(), offset)],
-        };
-        history.push(OpType::Invoke, process, F::Commit, value.clone());
-        history.push(OpType::Ok, process, F::Commit, value)
-    }
 
     fn group_assign(history: &mut History, process: u64, keys: &[&str], generation: i64) -> u64 {
         let op = history.assign(process, keys);
@@ -146,7 +137,7 @@ mod tests {
         group_assign(&mut history, 1, &["k-0"], 1);
         history.poll_ok(1, "k-0", &[(0, 10), (1, 11)]);
         // The member commits 3 though it read only up to 1: record 2 is skipped.
-        let committing = commit(&mut history, 1, "k-0", 3);
+        let committing = history.commit(1, "k-0", 3);
         history.poll_ok(7, "k-0", &[(0, 10), (1, 11), (2, 12), (3, 13)]);
         let report = history.check();
         assert_eq!(
@@ -166,7 +157,7 @@ mod tests {
         group_assign(&mut history, 1, &[], 2);
         group_assign(&mut history, 2, &["k-0"], 2);
         history.poll_ok(2, "k-0", &[(2, 12)]);
-        commit(&mut history, 2, "k-0", 3);
+        history.commit(2, "k-0", 3);
         history.poll_ok(7, "k-0", &[(0, 10), (1, 11), (2, 12), (3, 13)]);
         let report = history.check();
         assert!(report.anomalies.is_empty(), "{report:?}");
@@ -179,7 +170,7 @@ mod tests {
         // auto.offset.reset=latest: the group starts at offset 2.
         group_assign(&mut history, 1, &["k-0"], 1);
         history.poll_ok(1, "k-0", &[(2, 12), (3, 13)]);
-        commit(&mut history, 1, "k-0", 4);
+        history.commit(1, "k-0", 4);
         history.poll_ok(7, "k-0", &[(0, 10), (1, 11), (2, 12), (3, 13)]);
         assert!(history.check().anomalies.is_empty());
     }

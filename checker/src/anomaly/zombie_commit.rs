@@ -118,12 +118,7 @@ mod tests {
     }
 
     fn commit(history: &mut History, process: u64, generation: i64) -> u64 {
-        let value = OpValue::Commit {
-            group: "g".into(),
-            offsets: vec![("k-0".into(), 0)],
-        };
-        history.push(OpType::Invoke, process, F::Commit, value.clone());
-        let op = history.push(OpType::Ok, process, F::Commit, value);
+        let op = history.commit(process, "k-0", 0);
         history.last_mut().generation = Some(generation);
         op
     }
