@@ -67,6 +67,18 @@ pub struct Workload {
     pub processing_ms_per_record: u64,
 }
 
+impl Workload {
+    /// The application slots that run the consume-transform-produce application: the
+    /// apps', and with `commit=transactional` the group consumers' too (those come
+    /// first; the other slots run group consumers).
+    pub fn txn_slots(&self, config: &Config) -> u32 {
+        match config.commit {
+            model::config::CommitStrategy::Transactional => self.apps + self.group_consumers,
+            _ => self.apps,
+        }
+    }
+}
+
 impl Default for Workload {
     fn default() -> Workload {
         Workload {

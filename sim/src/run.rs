@@ -278,13 +278,7 @@ fn validate_plan(plan: &RunPlan, config: &model::config::Config) -> Result<(), S
     if w.group_consumers > 0 && config.offsets_topic_partitions == 0 {
         return bad("group_consumers need a scenario with __consumer_offsets (consumer-crash-mid-batch, rebalance)");
     }
-    let txn_instances = w.apps
-        + if config.commit == model::config::CommitStrategy::Transactional {
-            w.group_consumers
-        } else {
-            0
-        };
-    if txn_instances > 0 && !transactions {
+    if w.txn_slots(config) > 0 && !transactions {
         return bad("apps (consume-transform-produce instances) need a scenario with processed-orders, __transaction_state and __consumer_offsets (exactly-once, exactly-once-alpha, hanging-transaction)");
     }
     let p = &plan.phases;
@@ -292,6 +286,18 @@ fn validate_plan(plan: &RunPlan, config: &model::config::Config) -> Result<(), S
         return bad("phases must satisfy heal_at <= stop_producers_at < deadline");
     }
     Ok(())
+}
+
+/// The run's plan: the one given (`--replay`, `--shrink`), else the scenario's draw.
+fn plan_of(
+    opts: &RunOptions,
+    scenario: &scenarios::Scenario,
+    config: &model::config::Config,
+) -> RunPlan {
+    match &opts.plan {
+        Some(plan) => plan.clone(),
+        None => draw_plan(scenario, config, opts.seed),
+    }
 }
 
 /// The plan a scenario draws for a seed (its fault stream) and configuration.
@@ -312,10 +318,7 @@ pub fn draw_plan(
 /// byte for byte (there is no wall time in it).
 pub fn run(opts: &RunOptions) -> Result<RunResult, SetupError> {
     let (scenario, config) = setup(opts)?;
-    let plan = match &opts.plan {
-        Some(plan) => plan.clone(),
-        None => draw_plan(&scenario, &config, opts.seed),
-    };
+    let plan = plan_of(opts, &scenario, &config);
     validate_plan(&plan, &config)?;
     let allowed = (scenario.allowed)(&config);
     let mut faults = plan.faults;
@@ -621,10 +624,7 @@ fn config_lines(c: &model::config::Config, w: &scenarios::Workload) -> Vec<(Stri
 /// subscribe-mode group consumers.
 pub fn protocol_comparison(opts: &RunOptions) -> Result<Option<[GroupSummary; 2]>, SetupError> {
     let (scenario, config) = setup(opts)?;
-    let plan = match &opts.plan {
-        Some(plan) => plan.clone(),
-        None => draw_plan(&scenario, &config, opts.seed),
-    };
+    let plan = plan_of(opts, &scenario, &config);
     if plan.workload.group_consumers == 0
         || config.commit == model::config::CommitStrategy::Transactional
     {

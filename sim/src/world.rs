@@ -14,7 +14,7 @@ use model::client::consumer::Consumer;
 use model::client::group_consumer::{GroupConsumer, MemberSpec};
 use model::client::producer::{Producer, ProducerWorkload};
 use model::client::txn_app::{AppSpec, AppStats, TxnApp};
-use model::config::{CommitStrategy, Config};
+use model::config::Config;
 use model::controller::Controller;
 use model::message::Message;
 use model::outbox::{DiskCompletion, DiskOp, Note, Outbox, Timer};
@@ -255,11 +255,7 @@ impl World {
             ));
         }
         let app_seed = client_seeds.next_u64();
-        let txn_slots = if config.commit == CommitStrategy::Transactional {
-            workload.apps + workload.group_consumers
-        } else {
-            workload.apps
-        };
+        let txn_slots = workload.txn_slots(&config);
         let network = Network::new(network, SimRng::stream(seed, Stream::Network));
         let injected_panic_at = (seed.is_multiple_of(3)
             && config.has_bug(model::bug::Bug::InjectedPanic))
@@ -1425,14 +1421,14 @@ impl World {
     /// With group consumers: every input partition held by a live member that has
     /// consumed it to the leader's log end.
     fn group_not_drained(&self) -> Option<String> {
+        if self.txn_slots as usize == self.app_slots.len() {
+            return None;
+        }
         let members: Vec<&GroupConsumer> = (0..self.apps.len())
             .filter(|&k| !self.app_life[k].down)
             .filter_map(|k| self.apps[k].member())
             .filter(|m| !m.exited)
             .collect();
-        if self.txn_slots as usize == self.app_slots.len() {
-            return None;
-        }
         for s in self
             .controller
             .partitions

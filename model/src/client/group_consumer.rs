@@ -167,6 +167,8 @@ pub struct GroupConsumer {
     pub id: ClientId,
     config: Config,
     spec: MemberSpec,
+    /// The group's `__consumer_offsets` partition, whose leader coordinates it.
+    coordinator: PartitionId,
     assignor: Assignor,
     rng: ModelRng,
     meta: MetadataCache,
@@ -239,6 +241,7 @@ impl GroupConsumer {
             id,
             config: config.clone(),
             spec,
+            coordinator: config.consumer_offsets_partition(spec.group),
             assignor: config.partition_assignment_strategy,
             rng: ModelRng::new(seed),
             meta: MetadataCache::new(config.total_partitions(), config.brokers),
@@ -286,10 +289,6 @@ impl GroupConsumer {
 
     fn auto_commit_enabled(&self) -> bool {
         self.config.commit == CommitStrategy::Auto
-    }
-
-    fn coordinator(&self) -> PartitionId {
-        self.config.consumer_offsets_partition(self.spec.group)
     }
 
     /// Nothing processed and uncommitted, nothing in flight: the run may end.
@@ -632,7 +631,7 @@ impl GroupConsumer {
             }
             Step::Commit => self.send_commit(now, out),
             Step::FetchOffsets => {
-                let Some(to) = self.leader_of(now, self.coordinator(), out) else {
+                let Some(to) = self.leader_of(now, self.coordinator, out) else {
                     return self.wake.arm(now, self.config.retry_backoff_ms, out);
                 };
                 let partitions: PartitionSet = self.unpositioned.iter().copied().collect();
@@ -667,7 +666,7 @@ impl GroupConsumer {
         let Some((_, pending)) = self.commit.clone() else {
             return;
         };
-        let Some(to) = self.leader_of(now, self.coordinator(), out) else {
+        let Some(to) = self.leader_of(now, self.coordinator, out) else {
             return self.wake.arm(now, self.config.retry_backoff_ms, out);
         };
         let (timeout, spec) = (self.config.request_timeout_ms, self.spec);
@@ -716,7 +715,7 @@ impl GroupConsumer {
         let Some((phase, None)) = self.joining else {
             return;
         };
-        let Some(to) = self.leader_of(now, self.coordinator(), out) else {
+        let Some(to) = self.leader_of(now, self.coordinator, out) else {
             return self.wake.arm(now, self.config.retry_backoff_ms, out);
         };
         let correlation = self.next_id();
@@ -883,11 +882,7 @@ impl GroupConsumer {
         match error {
             FencedInstanceId => self.exit(out),
             UnknownMemberId | IllegalGeneration => {
-                if error == UnknownMemberId {
-                    self.member = None;
-                }
-                self.joining = None;
-                self.lose_partitions(out);
+                self.lose_membership(error, out);
                 if self.step == Step::Rejoining {
                     self.go(now, Step::Poll, out);
                 }
@@ -899,7 +894,7 @@ impl GroupConsumer {
             }
             // The coordinator moved or did not answer: find it again, join again.
             _ => {
-                self.meta.invalidate(self.coordinator());
+                self.meta.invalidate(self.coordinator);
                 self.joining = Some((JoinPhase::Join, None));
                 self.wake.arm(now, self.config.retry_backoff_ms, out);
             }
@@ -991,7 +986,7 @@ impl GroupConsumer {
         if self.heartbeats.is_inflight() {
             return;
         }
-        let Some(to) = self.leader_of(now, self.coordinator(), out) else {
+        let Some(to) = self.leader_of(now, self.coordinator, out) else {
             return;
         };
         let correlation = self.next_id();
@@ -1013,6 +1008,16 @@ impl GroupConsumer {
         self.stats.poll_timeouts += 1;
         if self.spec.instance.is_none() {
             self.send_leave_group(now, member, out);
+            self.member = None;
+        }
+        self.lose_partitions(out);
+    }
+
+    /// The coordinator says the member is out of its generation: `ILLEGAL_GENERATION`
+    /// (rejoin under the same member id) or `UNKNOWN_MEMBER_ID` (rejoin as a new
+    /// member); either way its partitions are lost.
+    fn lose_membership(&mut self, error: ErrorCode, out: &mut Outbox) {
+        if error == ErrorCode::UnknownMemberId {
             self.member = None;
         }
         self.lose_partitions(out);
@@ -1044,19 +1049,15 @@ impl GroupConsumer {
             Ok(()) => {}
             Err(FencedInstanceId) => self.instance_fenced = true,
             Err(RebalanceInProgress) => self.rejoin = true,
-            Err(IllegalGeneration) => self.lose_partitions(out),
-            Err(UnknownMemberId) => {
-                self.member = None;
-                self.lose_partitions(out);
-            }
-            Err(_) => self.meta.invalidate(self.coordinator()),
+            Err(e @ (IllegalGeneration | UnknownMemberId)) => self.lose_membership(e, out),
+            Err(_) => self.meta.invalidate(self.coordinator),
         }
     }
 
     /// LeaveGroup for a dynamic member (fire and forget: if it is lost, the session
     /// time-out removes the member).
     fn send_leave_group(&mut self, now: SimTime, member: MemberId, out: &mut Outbox) {
-        if let Some(to) = self.leader_of(now, self.coordinator(), out) {
+        if let Some(to) = self.leader_of(now, self.coordinator, out) {
             let correlation = self.next_id();
             out.send(
                 NodeId::Broker(to),
@@ -1129,11 +1130,11 @@ impl GroupConsumer {
     fn flush_loss(&mut self, out: &mut Outbox) {
         if self.loss_unrecorded && !self.op_open() {
             self.loss_unrecorded = false;
-            for event in
-                HistoryEvent::assign(self.process, Vec::new(), Some((self.spec.group, None)))
-            {
-                out.record(event);
-            }
+            debug_assert!(
+                self.owned.is_empty(),
+                "nothing is assigned during an operation"
+            );
+            self.record_owned(true, out);
         }
     }
 
@@ -1162,18 +1163,14 @@ impl GroupConsumer {
             result
         {
             // commitSync() retries until it has an answer.
-            self.meta.invalidate(self.coordinator());
+            self.meta.invalidate(self.coordinator);
             return self.wake.arm(now, self.config.retry_backoff_ms, out);
         }
         let (_, pending) = self.commit.take().expect("checked");
         self.finish_commit(&pending, result, out);
         match result {
             Err(FencedInstanceId) => self.instance_fenced = true,
-            Err(UnknownMemberId) => {
-                self.member = None;
-                self.lose_partitions(out);
-            }
-            Err(IllegalGeneration) => self.lose_partitions(out),
+            Err(e @ (IllegalGeneration | UnknownMemberId)) => self.lose_membership(e, out),
             Err(RebalanceInProgress) if self.joining.is_none() => self.rejoin = true,
             _ => {}
         }
@@ -1234,7 +1231,7 @@ impl GroupConsumer {
         if offsets.is_empty() {
             return;
         }
-        let Some(to) = self.leader_of(now, self.coordinator(), out) else {
+        let Some(to) = self.leader_of(now, self.coordinator, out) else {
             return;
         };
         let pending = self.pending_commit(self.auto_process, offsets, member);
@@ -1300,7 +1297,7 @@ impl GroupConsumer {
                 }
             }
             None if self.commit.as_ref().is_some_and(|(c, _)| *c == correlation) => {
-                self.meta.invalidate(self.coordinator());
+                self.meta.invalidate(self.coordinator);
                 self.wake.arm(now, self.config.retry_backoff_ms, out);
             }
             None => self.on_error(now, error, out),
@@ -1312,13 +1309,8 @@ impl GroupConsumer {
         use ErrorCode::*;
         match error {
             FencedInstanceId => self.exit(out),
-            UnknownMemberId => {
-                self.member = None;
-                self.lose_partitions(out);
-                self.go(now, Step::CommitBeforeJoin, out);
-            }
-            IllegalGeneration => {
-                self.lose_partitions(out);
+            UnknownMemberId | IllegalGeneration => {
+                self.lose_membership(error, out);
                 self.go(now, Step::CommitBeforeJoin, out);
             }
             RebalanceInProgress => {
@@ -1326,7 +1318,7 @@ impl GroupConsumer {
                 self.go(now, Step::Poll, out)
             }
             _ => {
-                self.meta.invalidate(self.coordinator());
+                self.meta.invalidate(self.coordinator);
                 self.wake.arm(now, self.config.retry_backoff_ms, out);
             }
         }
