@@ -522,6 +522,13 @@ impl Config {
                 self.heartbeat_interval_ms, self.session_timeout_ms
             ));
         }
+        if self.commit == CommitStrategy::Auto && self.auto_commit_interval_ms == 0 {
+            // Kafka's 0 means "at every poll()"; here auto-commit runs on its own timer,
+            // which would fire forever at one instant.
+            return err(
+                "auto.commit.interval.ms must be > 0 with enable.auto.commit=true".to_string(),
+            );
+        }
         if self.max_poll_interval_ms == 0 || self.max_poll_interval_ms > u64::from(u32::MAX) {
             return err(format!(
                 "max.poll.interval.ms={} must be between 1 and {}",
@@ -700,6 +707,16 @@ mod tests {
             let e = c.set(key, value).unwrap_err();
             assert!(e.0.contains(key), "{e}");
         }
+    }
+
+    #[test]
+    fn a_zero_auto_commit_interval_is_refused_only_with_auto_commit() {
+        let mut c = Config::default();
+        c.set("auto.commit.interval.ms", "0").unwrap();
+        let e = c.validate().unwrap_err();
+        assert!(e.0.contains("auto.commit.interval.ms"), "{e}");
+        c.set("enable.auto.commit", "false").unwrap();
+        c.validate().unwrap();
     }
 
     #[test]
